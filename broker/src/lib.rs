@@ -1,0 +1,21 @@
+//! The broker: run an unmodified program under a seccomp filter and open every file it asks for
+//! on its behalf, under a path policy. See ARCHITECTURE.md for the bird's-eye view.
+//!
+//! - [`policy`]: rules, anchors and [`policy::PolicyDecision`] — the one place a request is decided.
+//! - [`filter`]: the child's seccomp allow-list, exported as BPF before fork.
+//! - [`supervisor`]: spawning the child-shim and the notification loop.
+//! - [`serve`]: turning each intercepted call into a reply under the policy.
+//! - [`runtime`]: the default read-only allowance for the dynamic loader.
+
+pub mod errno;
+pub mod fifo;
+pub mod filter;
+pub mod memory;
+pub mod notify;
+pub mod path;
+pub mod policy;
+pub mod program;
+pub mod runtime;
+pub mod serve;
+pub mod supervisor;
+pub mod sys;

@@ -1,0 +1,384 @@
+//! The policy: which paths the target may open, and how.
+//!
+//! A [`Rule`] is a path pattern plus a [`RuleKind`]. `PATH` matches exactly that path;
+//! `DIR/**` matches DIR and everything beneath it on a `/` boundary (`/srv/**` does not match
+//! `/srvx`). Each rule keeps an *anchor* opened once at start-up: an `O_PATH` descriptor of the
+//! tree's root (or of an exact file's parent directory). Every brokered open walks from that
+//! anchor with `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`, so whatever symlinks, `..` or renames a
+//! target arranges, the file it receives lies inside the rule that allowed it.
+//!
+//! [`Policy::decide`] is the one place where a request becomes a [`PolicyDecision`].
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::path::{strip_base, NormPath};
+use crate::sys;
+
+/// What a rule grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RuleKind {
+    /// Open read-only (and stat, readlink, chdir).
+    Read,
+    /// Read, write, create, truncate; inside a tree also mkdir, unlink and rename.
+    Write,
+    /// Open in any access mode, but only a FIFO, never a symlink to one.
+    Fifo,
+}
+
+impl RuleKind {
+    pub fn flag(self) -> &'static str {
+        match self {
+            RuleKind::Read => "--allow-read",
+            RuleKind::Write => "--allow-write",
+            RuleKind::Fifo => "--allow-fifo",
+        }
+    }
+}
+
+/// Where a rule came from: the user, or the default runtime allowance for the dynamic loader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleOrigin {
+    User,
+    Runtime,
+}
+
+/// The access a request needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Read the file's content.
+    Read,
+    /// Write, create, truncate or remove.
+    Write,
+    /// Only metadata: stat, access(F_OK), readlink, chdir.
+    Meta,
+}
+
+impl fmt::Display for Need {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Need::Read => "read",
+            Need::Write => "write",
+            Need::Meta => "stat",
+        })
+    }
+}
+
+/// Errors in the rules themselves.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("rule path {0:?} is relative; rule paths must be absolute")]
+    Relative(String),
+    #[error("rule path {0:?}: only PATH and DIR/** patterns are supported")]
+    Pattern(String),
+    #[error("rule path {0:?} contains a NUL byte")]
+    Nul(String),
+}
+
+enum Anchor {
+    /// The root directory of a `DIR/**` rule.
+    Tree(OwnedFd),
+    /// The parent directory of an exact rule, and the name to open in it.
+    File { dir: OwnedFd, name: OsString },
+    /// The anchor could not be opened at start-up; requests get this errno.
+    Missing(i32),
+}
+
+/// One rule of the policy.
+pub struct Rule {
+    pub kind: RuleKind,
+    pub origin: RuleOrigin,
+    /// The pattern as written, for messages.
+    pub pattern: String,
+    recursive: bool,
+    /// The base as written (normalised) and as resolved at start-up; a request may use either.
+    bases: Vec<PathBuf>,
+    anchor: Anchor,
+}
+
+impl fmt::Debug for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind.flag(), self.pattern)
+    }
+}
+
+impl Rule {
+    /// Parse `pattern` and open its anchor. A missing path is not an error here: the rule then
+    /// answers ENOENT (see [`Rule::missing`]); the caller decides whether to warn.
+    pub fn new(kind: RuleKind, origin: RuleOrigin, pattern: &str) -> Result<Rule, PolicyError> {
+        if pattern.as_bytes().contains(&0) {
+            return Err(PolicyError::Nul(pattern.into()));
+        }
+        if !pattern.starts_with('/') {
+            return Err(PolicyError::Relative(pattern.into()));
+        }
+        let (base, recursive) = match pattern.strip_suffix("/**") {
+            Some(b) => (if b.is_empty() { "/" } else { b }, true),
+            None => (pattern, false),
+        };
+        if base.contains('*') {
+            return Err(PolicyError::Pattern(pattern.into()));
+        }
+        let given = NormPath::new(None, base.as_bytes()).expect("absolute");
+        let given = given.as_path().to_path_buf();
+        let (anchor, canonical) = if recursive {
+            open_tree_anchor(&given)
+        } else {
+            open_file_anchor(&given, kind == RuleKind::Fifo)
+        };
+        let mut bases = vec![given];
+        if let Some(c) = canonical {
+            if !bases.contains(&c) {
+                bases.push(c);
+            }
+        }
+        Ok(Rule {
+            kind,
+            origin,
+            pattern: pattern.into(),
+            recursive,
+            bases,
+            anchor,
+        })
+    }
+
+    /// The errno of an anchor that could not be opened at start-up.
+    pub fn missing(&self) -> Option<io::Error> {
+        match self.anchor {
+            Anchor::Missing(e) => Some(io::Error::from_raw_os_error(e)),
+            _ => None,
+        }
+    }
+
+    fn grants(&self, need: Need) -> bool {
+        match (self.kind, need) {
+            (_, Need::Meta) => true,
+            (RuleKind::Read, Need::Read) => true,
+            (RuleKind::Read, Need::Write) => false,
+            (RuleKind::Write | RuleKind::Fifo, _) => true,
+        }
+    }
+
+    /// The part of `path` below this rule's base, if the rule matches it.
+    fn matches<'p>(&self, path: &'p [u8]) -> Option<&'p [u8]> {
+        self.bases.iter().find_map(|b| {
+            let b = b.as_os_str().as_bytes();
+            if self.recursive {
+                strip_base(path, b)
+            } else if path == b {
+                Some(&path[path.len()..])
+            } else {
+                None
+            }
+        })
+    }
+
+    fn is_below(&self, path: &[u8]) -> bool {
+        self.bases
+            .iter()
+            .any(|b| strip_base(b.as_os_str().as_bytes(), path).is_some_and(|r| !r.is_empty()))
+    }
+}
+
+fn open_tree_anchor(given: &Path) -> (Anchor, Option<PathBuf>) {
+    let canonical = match std::fs::canonicalize(given) {
+        Ok(c) => c,
+        Err(e) => return (Anchor::Missing(sys::errno_of(&e)), None),
+    };
+    match open_dir(&canonical) {
+        Ok(fd) => (Anchor::Tree(fd), Some(canonical)),
+        Err(e) => (Anchor::Missing(sys::errno_of(&e)), Some(canonical)),
+    }
+}
+
+fn open_file_anchor(given: &Path, is_fifo: bool) -> (Anchor, Option<PathBuf>) {
+    // Read and write rules follow a final symlink the user named; a FIFO rule never does.
+    let full = if is_fifo {
+        None
+    } else {
+        std::fs::canonicalize(given).ok()
+    };
+    let canonical = full.or_else(|| {
+        let parent = std::fs::canonicalize(given.parent()?).ok()?;
+        Some(parent.join(given.file_name()?))
+    });
+    let Some(canonical) = canonical else {
+        return (Anchor::Missing(libc::ENOENT), None);
+    };
+    let (Some(parent), Some(name)) = (canonical.parent(), canonical.file_name()) else {
+        return (Anchor::Missing(libc::EISDIR), Some(canonical));
+    };
+    match open_dir(parent) {
+        Ok(dir) => (
+            Anchor::File {
+                dir,
+                name: name.to_os_string(),
+            },
+            Some(canonical),
+        ),
+        Err(e) => (Anchor::Missing(sys::errno_of(&e)), Some(canonical)),
+    }
+}
+
+fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+    let c = sys::cstring(path.as_os_str().as_bytes())?;
+    sys::openat2(None, &c, libc::O_PATH | libc::O_DIRECTORY, 0, 0)
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DenyReason {
+    /// No rule covers the path.
+    NoRule,
+    /// Rules cover the path but none grants the access asked for.
+    AccessNotGranted(String),
+}
+
+impl fmt::Display for DenyReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DenyReason::NoRule => f.write_str("no rule grants it"),
+            DenyReason::AccessNotGranted(p) => write!(f, "rule {p} grants read only"),
+        }
+    }
+}
+
+/// A request that a rule allows: the rule and the part of the path below its anchor.
+pub struct Grant<'a> {
+    pub rule: &'a Rule,
+    rest: OsString,
+}
+
+/// The outcome of [`Policy::decide`].
+pub enum PolicyDecision<'a> {
+    /// A rule allows it; open through the grant.
+    Allow(Grant<'a>),
+    /// Metadata of a directory above a granted path (so realpath and cd can walk down to it).
+    Ancestor,
+    Deny(DenyReason),
+}
+
+/// The ordered set of rules.
+#[derive(Default)]
+pub struct Policy {
+    rules: Vec<Rule>,
+}
+
+impl Policy {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, rule: Rule) {
+        self.rules.push(rule);
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Decide `need` on `path`. Among the rules that match and grant, the one with the longest
+    /// base wins (the most specific); a FIFO rule wins over a read or write rule on one path.
+    pub fn decide(&self, path: &NormPath, need: Need) -> PolicyDecision<'_> {
+        let bytes = path.as_bytes();
+        let mut best: Option<(&Rule, &[u8])> = None;
+        let mut refused: Option<&Rule> = None;
+        for rule in &self.rules {
+            let Some(rest) = rule.matches(bytes) else {
+                continue;
+            };
+            if !rule.grants(need) {
+                refused = Some(rule);
+                continue;
+            }
+            let better = match best {
+                None => true,
+                Some((b, brest)) => {
+                    rest.len() < brest.len() || (rest.len() == brest.len() && rule.kind > b.kind)
+                }
+            };
+            if better {
+                best = Some((rule, rest));
+            }
+        }
+        if let Some((rule, rest)) = best {
+            let rest = match &rule.anchor {
+                Anchor::File { name, .. } => name.clone(),
+                _ if rest.is_empty() => OsString::from("."),
+                _ => OsStr::from_bytes(rest).to_os_string(),
+            };
+            return PolicyDecision::Allow(Grant { rule, rest });
+        }
+        if let Some(rule) = refused {
+            return PolicyDecision::Deny(DenyReason::AccessNotGranted(rule.pattern.clone()));
+        }
+        if need == Need::Meta && self.rules.iter().any(|r| r.is_below(bytes)) {
+            return PolicyDecision::Ancestor;
+        }
+        PolicyDecision::Deny(DenyReason::NoRule)
+    }
+}
+
+/// Resolution flags for every walk from an anchor: never above it, never through /proc magic.
+const BENEATH: u64 = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+
+impl Grant<'_> {
+    /// Open the granted path with `flags` (and `mode` when creating), walking from the rule's
+    /// anchor. `extra_resolve` adds the target's own restrictions (openat2's `resolve`).
+    pub fn open(&self, flags: i32, mode: u32, extra_resolve: u64) -> io::Result<OwnedFd> {
+        let (dir, resolve) = self.anchor()?;
+        let rest = sys::cstring(self.rest.as_bytes())?;
+        sys::openat2(
+            Some(dir.as_fd()),
+            &rest,
+            flags,
+            mode,
+            resolve | extra_resolve,
+        )
+    }
+
+    /// The parent directory (as an `O_PATH` descriptor) and final name, for calls that act on a
+    /// directory entry (mkdir, unlink, rename). The anchor itself has no entry to act on.
+    pub fn open_parent(&self) -> io::Result<(OwnedFd, OsString)> {
+        let (dir, resolve) = self.anchor()?;
+        let rest = Path::new(&self.rest);
+        let (parent, name) = match (rest.parent(), rest.file_name()) {
+            (Some(p), Some(n)) if self.rest != "." => (p, n),
+            _ => return Err(io::Error::from_raw_os_error(libc::EBUSY)),
+        };
+        let parent = if parent.as_os_str().is_empty() {
+            c".".to_owned()
+        } else {
+            sys::cstring(parent.as_os_str().as_bytes())?
+        };
+        let fd = sys::openat2(
+            Some(dir.as_fd()),
+            &parent,
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            resolve,
+        )?;
+        Ok((fd, name.to_os_string()))
+    }
+
+    fn anchor(&self) -> io::Result<(&OwnedFd, u64)> {
+        match &self.rule.anchor {
+            Anchor::Tree(fd) => Ok((fd, BENEATH)),
+            // The exact file was resolved at start-up; a symlink put there since is refused.
+            Anchor::File { dir, .. } => Ok((dir, BENEATH | libc::RESOLVE_NO_SYMLINKS)),
+            Anchor::Missing(e) => Err(io::Error::from_raw_os_error(*e)),
+        }
+    }
+}
+
+/// Open a directory above granted paths for metadata only. Such paths are fixed by the policy
+/// (they are prefixes of rule bases), never taken from a target's symlink.
+pub fn open_ancestor(path: &NormPath, nofollow: bool) -> io::Result<OwnedFd> {
+    let c = sys::cstring(path.as_bytes())?;
+    let flags = libc::O_PATH | if nofollow { libc::O_NOFOLLOW } else { 0 };
+    sys::openat2(None, &c, flags, 0, libc::RESOLVE_NO_MAGICLINKS)
+}

@@ -1,0 +1,294 @@
+//! The default runtime allowance: what the dynamic loader needs to start a program.
+//!
+//! For a dynamically linked target the broker grants read-only access, as exact paths, to:
+//! the ELF interpreter; `/etc/ld.so.cache` and `/etc/ld.so.preload`; and every shared library
+//! the program needs, found the way glibc's loader finds them (DT_RPATH, LD_LIBRARY_PATH,
+//! DT_RUNPATH with `$ORIGIN`, `/etc/ld.so.cache`, the default directories), transitively.
+//! A `#!` script gets its interpreter's allowance plus the script itself. Static binaries get
+//! nothing. Libraries a program `dlopen`s at run time are not included.
+//!
+//! The target binary is untrusted input: it is parsed by `goblin`, bounded in size, and a
+//! malformed file just yields no allowance (the target then fails to load, visibly).
+
+use std::collections::{BTreeSet, VecDeque};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+const LD_SO_CACHE: &str = "/etc/ld.so.cache";
+const LD_SO_PRELOAD: &str = "/etc/ld.so.preload";
+/// The loader's built-in search path on x86_64 Debian and most other distributions.
+const DEFAULT_DIRS: &[&str] = &[
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib64",
+    "/usr/lib64",
+    "/lib",
+    "/usr/lib",
+];
+/// Subdirectories glibc probes first in each search directory.
+const HWCAPS: &[&str] = &[
+    "glibc-hwcaps/x86-64-v4",
+    "glibc-hwcaps/x86-64-v3",
+    "glibc-hwcaps/x86-64-v2",
+];
+/// Larger files are not parsed (no library is this big; a hostile target might be).
+const MAX_ELF: u64 = 512 << 20;
+/// At most this many objects are followed, whatever the dependency graph looks like.
+const MAX_OBJECTS: usize = 512;
+
+/// The paths to grant read-only, in a stable order.
+pub fn allowance(program: &Path, ld_library_path: Option<&OsStr>) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    let program = std::fs::canonicalize(program).unwrap_or_else(|_| program.to_path_buf());
+    let start = match script_interpreter(&program) {
+        Some(interp) => {
+            out.insert(program.clone());
+            interp
+        }
+        None => program,
+    };
+    let Some(first) = Object::load(&start) else {
+        return out;
+    };
+    let Some(interp) = first.interp.clone() else {
+        return out; // static: the loader is not involved
+    };
+    out.insert(interp.clone());
+    if let Ok(c) = std::fs::canonicalize(&interp) {
+        out.insert(c);
+    }
+    out.insert(LD_SO_CACHE.into());
+    out.insert(LD_SO_PRELOAD.into());
+    let cache = LdCache::load();
+    let env_dirs: Vec<PathBuf> = ld_library_path
+        .map(|p| {
+            p.as_bytes()
+                .split(|&c| c == b':' || c == b';')
+                .filter(|d| !d.is_empty())
+                .map(|d| PathBuf::from(OsStr::from_bytes(d)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut seen = BTreeSet::new();
+    let mut queue = VecDeque::from([first]);
+    while let Some(obj) = queue.pop_front() {
+        if seen.len() >= MAX_OBJECTS {
+            break;
+        }
+        for lib in &obj.needed {
+            if !seen.insert(lib.clone()) {
+                continue;
+            }
+            for path in locate(lib, &obj, &env_dirs, &cache, &mut out) {
+                if let Some(o) = Object::load(&path) {
+                    queue.push_back(o);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The interpreter of a `#!` script, if `path` is one.
+fn script_interpreter(path: &Path) -> Option<PathBuf> {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(path).ok()?.read(&mut head).ok()?;
+    let line = head[..n].strip_prefix(b"#!")?;
+    let line = &line[..line.iter().position(|&c| c == b'\n').unwrap_or(line.len())];
+    let word = line
+        .split(|&c| c == b' ' || c == b'\t')
+        .find(|w| !w.is_empty())?;
+    Some(PathBuf::from(OsStr::from_bytes(word)))
+}
+
+struct Object {
+    dir: PathBuf,
+    interp: Option<PathBuf>,
+    needed: Vec<String>,
+    rpath: Vec<String>,
+    runpath: Vec<String>,
+}
+
+impl Object {
+    fn load(path: &Path) -> Option<Object> {
+        if std::fs::metadata(path).ok()?.len() > MAX_ELF {
+            return None;
+        }
+        let bytes = std::fs::read(path).ok()?;
+        // goblin is fuzzed, but this is a hostile file: a panic must not take the broker down.
+        let parsed = std::panic::catch_unwind(|| {
+            let elf = goblin::elf::Elf::parse(&bytes).ok()?;
+            let split = |v: &[&str]| {
+                v.iter()
+                    .flat_map(|s| s.split(':'))
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            };
+            Some((
+                elf.interpreter.map(PathBuf::from),
+                elf.libraries
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>(),
+                split(&elf.rpaths),
+                split(&elf.runpaths),
+            ))
+        })
+        .ok()??;
+        let canonical = std::fs::canonicalize(path).ok()?;
+        Some(Object {
+            dir: canonical.parent()?.to_path_buf(),
+            interp: parsed.0,
+            needed: parsed.1,
+            rpath: parsed.2,
+            runpath: parsed.3,
+        })
+    }
+
+    fn expand(&self, dir: &str) -> PathBuf {
+        let origin = self.dir.to_string_lossy();
+        PathBuf::from(
+            dir.replace("${ORIGIN}", &origin)
+                .replace("$ORIGIN", &origin),
+        )
+    }
+}
+
+/// Find `lib` as the loader would, granting every path the loader may try on the way. Returns
+/// the files to follow further.
+fn locate(
+    lib: &str,
+    obj: &Object,
+    env_dirs: &[PathBuf],
+    cache: &LdCache,
+    out: &mut BTreeSet<PathBuf>,
+) -> Vec<PathBuf> {
+    if lib.contains('/') {
+        let p = PathBuf::from(lib);
+        grant_file(&p, out);
+        return vec![p];
+    }
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if obj.runpath.is_empty() {
+        dirs.extend(obj.rpath.iter().map(|d| obj.expand(d)));
+    }
+    dirs.extend(env_dirs.iter().cloned());
+    dirs.extend(obj.runpath.iter().map(|d| obj.expand(d)));
+    for dir in &dirs {
+        for sub in HWCAPS {
+            grant_file(&dir.join(sub).join(lib), out);
+        }
+        let p = dir.join(lib);
+        grant_file(&p, out);
+        if p.exists() {
+            return vec![p];
+        }
+    }
+    let cached = cache.lookup(lib);
+    if !cached.is_empty() {
+        for p in &cached {
+            grant_file(p, out);
+        }
+        return cached;
+    }
+    for dir in DEFAULT_DIRS {
+        let p = Path::new(dir).join(lib);
+        if p.exists() {
+            grant_file(&p, out);
+            return vec![p];
+        }
+    }
+    Vec::new()
+}
+
+fn grant_file(p: &Path, out: &mut BTreeSet<PathBuf>) {
+    if p.is_absolute() {
+        out.insert(p.to_path_buf());
+    }
+}
+
+/// The entries of glibc's `/etc/ld.so.cache` (new format) for x86-64.
+struct LdCache {
+    entries: Vec<(Vec<u8>, PathBuf)>,
+}
+
+impl LdCache {
+    const MAGIC: &'static [u8] = b"glibc-ld.so.cache1.1";
+    /// FLAG_ELF_LIBC6 | FLAG_X8664_LIB64.
+    const X86_64_LIBC6: i32 = 0x0303;
+
+    fn load() -> LdCache {
+        let entries = std::fs::read(LD_SO_CACHE)
+            .ok()
+            .and_then(|b| Self::parse(&b))
+            .unwrap_or_default();
+        LdCache { entries }
+    }
+
+    fn parse(b: &[u8]) -> Option<Vec<(Vec<u8>, PathBuf)>> {
+        let start = b
+            .windows(Self::MAGIC.len())
+            .position(|w| w == Self::MAGIC)?;
+        let new = &b[start..];
+        let u32_at = |off: usize| Some(u32::from_ne_bytes(new.get(off..off + 4)?.try_into().ok()?));
+        let nlibs = u32_at(20)? as usize;
+        let header = 48;
+        let entry = 24;
+        let mut out = Vec::new();
+        for i in 0..nlibs.min(100_000) {
+            let e = header + i * entry;
+            let flags = u32_at(e)? as i32;
+            let (key, value) = (u32_at(e + 4)? as usize, u32_at(e + 8)? as usize);
+            if flags & 0xffff != Self::X86_64_LIBC6 {
+                continue;
+            }
+            let cstr = |off: usize| -> Option<&[u8]> {
+                let s = new.get(off..)?;
+                Some(&s[..s.iter().position(|&c| c == 0)?])
+            };
+            out.push((
+                cstr(key)?.to_vec(),
+                PathBuf::from(OsStr::from_bytes(cstr(value)?)),
+            ));
+        }
+        Some(out)
+    }
+
+    fn lookup(&self, lib: &str) -> Vec<PathBuf> {
+        self.entries
+            .iter()
+            .filter(|(k, _)| k == lib.as_bytes())
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamic_program_gets_loader_and_libc() {
+        let a = allowance(Path::new("/bin/cat"), None);
+        assert!(
+            a.iter().any(|p| p.to_string_lossy().contains("ld-linux")),
+            "{a:?}"
+        );
+        assert!(
+            a.iter().any(|p| p.to_string_lossy().ends_with("libc.so.6")),
+            "{a:?}"
+        );
+        assert!(a.contains(Path::new(LD_SO_CACHE)));
+    }
+
+    #[test]
+    fn garbage_is_not_an_elf() {
+        let dir = std::env::temp_dir().join(format!("rt-garbage-{}", std::process::id()));
+        std::fs::write(&dir, b"\x7fELF\x02\x01\x01garbage-garbage-garbage").unwrap();
+        assert!(allowance(&dir, None).is_empty());
+        std::fs::remove_file(&dir).unwrap();
+    }
+}

@@ -1,0 +1,859 @@
+//! Serving intercepted calls: from a [`Notification`] to a [`Reply`].
+//!
+//! Every handler follows the same order: read the target's arguments once into our memory,
+//! check the notification is still valid, resolve the path against the target's cwd or dirfd as
+//! the kernel records them (never names the target supplies), normalise, ask the [`Policy`], and
+//! act through the rule's anchor. Nothing here trusts target memory after it was copied.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+
+use crate::memory;
+use crate::notify::{Listener, Notification};
+use crate::path::NormPath;
+use crate::policy::{open_ancestor, Grant, Need, Policy, PolicyDecision};
+use crate::sys;
+
+/// How to answer a notification.
+#[derive(Debug)]
+pub enum Reply {
+    /// Inject this descriptor and return its number.
+    Fd { fd: OwnedFd, cloexec: bool },
+    /// Return this value.
+    Value(i64),
+    /// Fail with this errno.
+    Errno(i32),
+    /// Let the kernel run the call (used only for chdir, never for an open; see ARCHITECTURE.md).
+    Continue,
+    /// Another thread will answer (a FIFO open waiting for its peer).
+    Deferred,
+    /// The caller is gone; nothing to answer.
+    Gone,
+}
+
+/// A refused request, for the one-line report on stderr.
+#[derive(Debug, Clone)]
+pub struct Denial {
+    pub action: &'static str,
+    pub pid: u32,
+    pub given: Vec<u8>,
+    pub resolved: Vec<u8>,
+    pub need: Need,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Denial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let given = String::from_utf8_lossy(&self.given);
+        write!(f, "denied {} {:?}", self.action, given)?;
+        if self.resolved != self.given {
+            write!(f, " -> {:?}", String::from_utf8_lossy(&self.resolved))?;
+        }
+        write!(f, " ({}) for pid {}: {}", self.need, self.pid, self.reason)
+    }
+}
+
+/// Open flags the broker accepts; anything else is refused with EINVAL.
+const KNOWN_OPEN_FLAGS: i32 = libc::O_ACCMODE
+    | libc::O_CREAT
+    | libc::O_EXCL
+    | libc::O_NOCTTY
+    | libc::O_TRUNC
+    | libc::O_APPEND
+    | libc::O_NONBLOCK
+    | libc::O_DSYNC
+    | libc::O_SYNC
+    | libc::O_DIRECT
+    | libc::O_LARGEFILE
+    | libc::O_DIRECTORY
+    | libc::O_NOFOLLOW
+    | libc::O_NOATIME
+    | libc::O_CLOEXEC
+    | libc::O_PATH
+    | libc::O_TMPFILE;
+
+/// openat2 resolve flags the broker can honour on top of its own.
+const PASSTHROUGH_RESOLVE: u64 =
+    libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS | libc::RESOLVE_NO_XDEV;
+
+/// A resolved path argument.
+struct Target {
+    given: Vec<u8>,
+    norm: NormPath,
+}
+
+/// Why resolving an argument ended the request early.
+enum Stop {
+    Errno(i32),
+    Gone,
+}
+
+impl From<io::Error> for Stop {
+    fn from(e: io::Error) -> Self {
+        Stop::Errno(sys::errno_of(&e))
+    }
+}
+
+type Served = Result<Reply, Stop>;
+
+/// A FIFO open that must wait for its peer, handed to the supervisor's waiters.
+pub struct FifoOpen {
+    pub id: u64,
+    /// `O_PATH` descriptor of the FIFO, checked to be one.
+    pub fifo: OwnedFd,
+    /// Flags for the real open: the access mode the target asked for.
+    pub flags: i32,
+    pub cloexec: bool,
+}
+
+/// The broker's side of every brokered call.
+pub struct Server {
+    pub policy: Arc<Policy>,
+    pub deny_errno: i32,
+    path_buf: Vec<u8>,
+    path_buf2: Vec<u8>,
+    /// Denials produced by the last call to [`Server::serve`].
+    pub denial: Option<Denial>,
+    /// A FIFO open the last call deferred.
+    pub fifo: Option<FifoOpen>,
+}
+
+/// The action a notified call performs, as the denial line names it.
+fn action_name(nr: i64) -> &'static str {
+    match nr {
+        libc::SYS_open | libc::SYS_openat | libc::SYS_openat2 | libc::SYS_creat => "open",
+        libc::SYS_stat | libc::SYS_lstat | libc::SYS_newfstatat | libc::SYS_statx => "stat",
+        libc::SYS_access | libc::SYS_faccessat | libc::SYS_faccessat2 => "access",
+        libc::SYS_readlink | libc::SYS_readlinkat => "readlink",
+        libc::SYS_chdir => "chdir",
+        libc::SYS_mkdir | libc::SYS_mkdirat => "mkdir",
+        libc::SYS_rmdir | libc::SYS_unlink | libc::SYS_unlinkat => "unlink",
+        libc::SYS_rename | libc::SYS_renameat | libc::SYS_renameat2 => "rename",
+        libc::SYS_fchmod => "chmod",
+        libc::SYS_fchown => "chown",
+        libc::SYS_utimensat => "utimes",
+        _ => "call",
+    }
+}
+
+/// `dirfd` arguments are C ints: the kernel looks only at the low 32 bits.
+fn dirfd_arg(v: u64) -> i32 {
+    v as u32 as i32
+}
+
+impl Server {
+    pub fn new(policy: Policy, deny_errno: i32) -> Self {
+        Self {
+            policy: Arc::new(policy),
+            deny_errno,
+            path_buf: Vec::with_capacity(crate::path::PATH_MAX),
+            path_buf2: Vec::with_capacity(crate::path::PATH_MAX),
+            denial: None,
+            fifo: None,
+        }
+    }
+
+    /// Serve one notification. Sets [`Server::denial`] when the policy refused it.
+    pub fn serve(&mut self, l: &Listener, n: &Notification) -> Reply {
+        self.denial = None;
+        self.fifo = None;
+        let a = n.args;
+        let nr = n.nr as i64;
+        let r = match nr {
+            libc::SYS_open => self.open(l, n, libc::AT_FDCWD, a[0], a[1] as i32, a[2] as u32, 0),
+            libc::SYS_openat => self.open(l, n, dirfd_arg(a[0]), a[1], a[2] as i32, a[3] as u32, 0),
+            libc::SYS_creat => self.open(
+                l,
+                n,
+                libc::AT_FDCWD,
+                a[0],
+                libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC,
+                a[1] as u32,
+                0,
+            ),
+            libc::SYS_openat2 => self.openat2(l, n),
+            libc::SYS_stat => self.stat(l, n, libc::AT_FDCWD, a[0], a[1], 0, None),
+            libc::SYS_lstat => self.stat(
+                l,
+                n,
+                libc::AT_FDCWD,
+                a[0],
+                a[1],
+                libc::AT_SYMLINK_NOFOLLOW,
+                None,
+            ),
+            libc::SYS_newfstatat => self.stat(l, n, dirfd_arg(a[0]), a[1], a[2], a[3] as i32, None),
+            libc::SYS_statx => self.stat(
+                l,
+                n,
+                dirfd_arg(a[0]),
+                a[1],
+                a[4],
+                a[2] as i32,
+                Some(a[3] as u32),
+            ),
+            libc::SYS_access => self.access(l, n, libc::AT_FDCWD, a[0], a[1] as i32, 0),
+            libc::SYS_faccessat => self.access(l, n, dirfd_arg(a[0]), a[1], a[2] as i32, 0),
+            libc::SYS_faccessat2 => {
+                self.access(l, n, dirfd_arg(a[0]), a[1], a[2] as i32, a[3] as i32)
+            }
+            libc::SYS_readlink => self.readlink(l, n, libc::AT_FDCWD, a[0], a[1], a[2] as i32),
+            libc::SYS_readlinkat => self.readlink(l, n, dirfd_arg(a[0]), a[1], a[2], a[3] as i32),
+            libc::SYS_chdir => self.chdir(l, n, a[0]),
+            libc::SYS_mkdir => self.mkdir(l, n, libc::AT_FDCWD, a[0], a[1] as u32),
+            libc::SYS_mkdirat => self.mkdir(l, n, dirfd_arg(a[0]), a[1], a[2] as u32),
+            libc::SYS_rmdir => self.unlink(l, n, libc::AT_FDCWD, a[0], libc::AT_REMOVEDIR),
+            libc::SYS_unlink => self.unlink(l, n, libc::AT_FDCWD, a[0], 0),
+            libc::SYS_unlinkat => self.unlink(l, n, dirfd_arg(a[0]), a[1], a[2] as i32),
+            libc::SYS_rename => self.rename(l, n, libc::AT_FDCWD, a[0], libc::AT_FDCWD, a[1], 0),
+            libc::SYS_renameat => {
+                self.rename(l, n, dirfd_arg(a[0]), a[1], dirfd_arg(a[2]), a[3], 0)
+            }
+            libc::SYS_renameat2 => self.rename(
+                l,
+                n,
+                dirfd_arg(a[0]),
+                a[1],
+                dirfd_arg(a[2]),
+                a[3],
+                a[4] as u32,
+            ),
+            libc::SYS_fchmod | libc::SYS_fchown | libc::SYS_utimensat => self.fd_meta(l, n),
+            _ => Err(Stop::Errno(libc::ENOSYS)),
+        };
+        match r {
+            Ok(reply) => reply,
+            Err(Stop::Errno(e)) => Reply::Errno(e),
+            Err(Stop::Gone) => Reply::Gone,
+        }
+    }
+
+    /// Read the path at `addr` and resolve it against `dirfd` as the target's kernel state has
+    /// it. `empty_ok`: an empty path means the dirfd itself (AT_EMPTY_PATH); returns `None` then.
+    fn resolve(
+        &mut self,
+        l: &Listener,
+        n: &Notification,
+        dirfd: i32,
+        addr: u64,
+        second: bool,
+        empty_ok: bool,
+    ) -> Result<Option<Target>, Stop> {
+        let buf = if second {
+            &mut self.path_buf2
+        } else {
+            &mut self.path_buf
+        };
+        memory::read_cstring(n.pid, addr, buf)?;
+        if !l.id_valid(n.id) {
+            return Err(Stop::Gone);
+        }
+        if buf.is_empty() {
+            return if empty_ok {
+                Ok(None)
+            } else {
+                Err(Stop::Errno(libc::ENOENT))
+            };
+        }
+        let base = if buf[0] == b'/' {
+            None
+        } else {
+            let base = dir_path(n.pid, dirfd)?;
+            // The thread id could have been reused between the notification and the readlink.
+            if !l.id_valid(n.id) {
+                return Err(Stop::Gone);
+            }
+            Some(base)
+        };
+        let norm = NormPath::new(base.as_deref(), buf).ok_or(Stop::Errno(libc::ENOTDIR))?;
+        Ok(Some(Target {
+            given: buf.clone(),
+            norm,
+        }))
+    }
+
+    /// Record a refusal for the denial line and turn it into `errno`.
+    fn refuse(
+        &mut self,
+        n: &Notification,
+        t: &Target,
+        need: Need,
+        reason: String,
+        errno: i32,
+    ) -> Stop {
+        self.denial = Some(Denial {
+            action: action_name(n.nr as i64),
+            pid: n.pid,
+            given: t.given.clone(),
+            resolved: t.norm.as_bytes().to_vec(),
+            need,
+            reason,
+        });
+        Stop::Errno(errno)
+    }
+
+    /// A policy refusal: the configured deny errno.
+    fn deny(&mut self, n: &Notification, t: &Target, need: Need, reason: String) -> Stop {
+        self.refuse(n, t, need, reason, self.deny_errno)
+    }
+
+    /// Decide `need` on `t`; a refusal is recorded. `None` means "an ancestor directory of a
+    /// granted path", which only metadata calls accept.
+    fn decide<'p>(
+        &mut self,
+        policy: &'p Policy,
+        n: &Notification,
+        t: &Target,
+        need: Need,
+    ) -> Result<Option<Grant<'p>>, Stop> {
+        match policy.decide(&t.norm, need) {
+            PolicyDecision::Allow(g) => Ok(Some(g)),
+            PolicyDecision::Ancestor => Ok(None),
+            PolicyDecision::Deny(reason) => Err(self.deny(n, t, need, reason.to_string())),
+        }
+    }
+
+    /// Like [`Server::decide`], but a directory above a grant is not enough.
+    fn decide_granted<'p>(
+        &mut self,
+        policy: &'p Policy,
+        n: &Notification,
+        t: &Target,
+        need: Need,
+    ) -> Result<Grant<'p>, Stop> {
+        match self.decide(policy, n, t, need)? {
+            Some(g) => Ok(g),
+            None => Err(self.deny(
+                n,
+                t,
+                need,
+                "only the directory's metadata is granted".into(),
+            )),
+        }
+    }
+
+    /// An `O_PATH` descriptor of `t` for metadata calls (grant or ancestor).
+    fn open_meta(&mut self, n: &Notification, t: &Target, nofollow: bool) -> Result<OwnedFd, Stop> {
+        let policy = Arc::clone(&self.policy);
+        let flags = libc::O_PATH | if nofollow { libc::O_NOFOLLOW } else { 0 };
+        match self.decide(&policy, n, t, Need::Meta)? {
+            Some(g) => g
+                .open(flags, 0, 0)
+                .map_err(|e| self.walk_error(n, t, Need::Meta, e)),
+            None => Ok(open_ancestor(&t.norm, nofollow)?),
+        }
+    }
+
+    /// `EXDEV` from a walk means a symlink or `..` tried to leave the granted tree: a denial.
+    fn walk_error(&mut self, n: &Notification, t: &Target, need: Need, e: io::Error) -> Stop {
+        match e.raw_os_error() {
+            Some(libc::EXDEV) => self.deny(
+                n,
+                t,
+                need,
+                "a symlink leads outside the granted tree".into(),
+            ),
+            Some(libc::ELOOP) if need != Need::Meta => self.refuse(
+                n,
+                t,
+                need,
+                "a symlink is not followed here".into(),
+                libc::ELOOP,
+            ),
+            _ => e.into(),
+        }
+    }
+
+    fn openat2(&mut self, l: &Listener, n: &Notification) -> Served {
+        let (dirfd, path, how_addr, size) = (dirfd_arg(n.args[0]), n.args[1], n.args[2], n.args[3]);
+        let base = std::mem::size_of::<libc::open_how>() as u64;
+        if size < base || size > 4096 {
+            return Err(Stop::Errno(if size < base {
+                libc::EINVAL
+            } else {
+                libc::E2BIG
+            }));
+        }
+        let mut raw = vec![0u8; size as usize];
+        memory::read_exact(n.pid, how_addr, &mut raw)?;
+        // Like the kernel: a larger struct is accepted only if the unknown tail is zero.
+        if raw[base as usize..].iter().any(|&b| b != 0) {
+            return Err(Stop::Errno(libc::E2BIG));
+        }
+        let word = |i: usize| u64::from_ne_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap());
+        let (flags, mode, resolve) = (word(0), word(1), word(2));
+        if flags > i32::MAX as u64 || flags as i32 & !KNOWN_OPEN_FLAGS != 0 {
+            return Err(Stop::Errno(libc::EINVAL));
+        }
+        if resolve & !(PASSTHROUGH_RESOLVE | libc::RESOLVE_CACHED) != 0 {
+            // RESOLVE_BENEATH and RESOLVE_IN_ROOT are relative to the target's own dirfd,
+            // which the broker does not walk from; refuse rather than approximate them.
+            return Err(Stop::Errno(libc::EINVAL));
+        }
+        let creating =
+            flags as i32 & libc::O_CREAT != 0 || flags as i32 & libc::O_TMPFILE == libc::O_TMPFILE;
+        if mode > 0o7777 || (mode != 0 && !creating) {
+            return Err(Stop::Errno(libc::EINVAL));
+        }
+        self.open(
+            l,
+            n,
+            dirfd,
+            path,
+            flags as i32,
+            mode as u32,
+            resolve & PASSTHROUGH_RESOLVE,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open(
+        &mut self,
+        l: &Listener,
+        n: &Notification,
+        dirfd: i32,
+        addr: u64,
+        flags: i32,
+        mode: u32,
+        resolve: u64,
+    ) -> Served {
+        if flags & !KNOWN_OPEN_FLAGS != 0 || flags & libc::O_ACCMODE == libc::O_ACCMODE {
+            return Err(Stop::Errno(libc::EINVAL));
+        }
+        let t = self
+            .resolve(l, n, dirfd, addr, false, false)?
+            .expect("non-empty");
+        let cloexec = flags & libc::O_CLOEXEC != 0;
+        let path_only = flags & libc::O_PATH != 0;
+        let writes = !path_only
+            && (flags & libc::O_ACCMODE != libc::O_RDONLY
+                || flags & (libc::O_CREAT | libc::O_TRUNC) != 0
+                || flags & libc::O_TMPFILE == libc::O_TMPFILE);
+        let need = if writes { Need::Write } else { Need::Read };
+        if flags & libc::O_TMPFILE == libc::O_TMPFILE {
+            let reason = "O_TMPFILE is not brokered".into();
+            return Err(self.refuse(n, &t, need, reason, libc::EOPNOTSUPP));
+        }
+        let policy = Arc::clone(&self.policy);
+        self.open_granted(&policy, n, &t, need, flags, mode, resolve, cloexec)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open_granted(
+        &mut self,
+        policy: &Policy,
+        n: &Notification,
+        t: &Target,
+        need: Need,
+        flags: i32,
+        mode: u32,
+        resolve: u64,
+        cloexec: bool,
+    ) -> Served {
+        let grant = self.decide_granted(policy, n, t, need)?;
+        let mut flags = flags;
+        if t.norm.trailing_slash {
+            if flags & libc::O_CREAT != 0 {
+                return Err(Stop::Errno(libc::EISDIR));
+            }
+            flags |= libc::O_DIRECTORY;
+        }
+        if grant.rule.kind == crate::policy::RuleKind::Fifo {
+            return self.open_fifo(n, t, &grant, flags, cloexec);
+        }
+        let open_flags = if flags & libc::O_PATH != 0 {
+            flags & (libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        } else {
+            // Never block the broker on a FIFO or a device: FIFOs are refused below, and the
+            // target's own blocking mode is restored before the descriptor is handed over.
+            (flags & !libc::O_CLOEXEC) | libc::O_NOCTTY | libc::O_NONBLOCK
+        };
+        let fd = grant
+            .open(open_flags, mode & 0o777, resolve)
+            .map_err(|e| self.walk_error(n, t, need, e))?;
+        let st = sys::fstat(fd.as_fd())?;
+        if sys::file_type(&st) == libc::S_IFIFO && flags & libc::O_PATH == 0 {
+            let reason = format!(
+                "it is a FIFO and rule {} is not a FIFO rule",
+                grant.rule.pattern
+            );
+            return Err(self.deny(n, t, need, reason));
+        }
+        if flags & (libc::O_PATH | libc::O_NONBLOCK) == 0 {
+            sys::set_nonblocking(fd.as_fd(), false)?;
+        }
+        Ok(Reply::Fd { fd, cloexec })
+    }
+
+    fn open_fifo(
+        &mut self,
+        n: &Notification,
+        t: &Target,
+        grant: &Grant<'_>,
+        flags: i32,
+        cloexec: bool,
+    ) -> Served {
+        let need = if flags & libc::O_ACCMODE == libc::O_RDONLY {
+            Need::Read
+        } else {
+            Need::Write
+        };
+        let fifo = grant
+            .open(libc::O_PATH, 0, libc::RESOLVE_NO_SYMLINKS)
+            .map_err(|e| self.walk_error(n, t, need, e))?;
+        let st = sys::fstat(fifo.as_fd())?;
+        if sys::file_type(&st) != libc::S_IFIFO {
+            return Err(self.deny(n, t, need, "FIFO rule, but the file is not a FIFO".into()));
+        }
+        if flags & libc::O_PATH != 0 {
+            return Ok(Reply::Fd { fd: fifo, cloexec });
+        }
+        if flags & (libc::O_CREAT | libc::O_EXCL) == libc::O_CREAT | libc::O_EXCL {
+            return Err(Stop::Errno(libc::EEXIST));
+        }
+        let reopen = flags & (libc::O_ACCMODE | libc::O_NONBLOCK | libc::O_APPEND);
+        if flags & libc::O_NONBLOCK != 0 {
+            // Does not wait for a peer: answer now.
+            let fd = reopen_fifo(fifo.as_fd(), reopen)?;
+            return Ok(Reply::Fd { fd, cloexec });
+        }
+        self.fifo = Some(FifoOpen {
+            id: n.id,
+            fifo,
+            flags: reopen,
+            cloexec,
+        });
+        Ok(Reply::Deferred)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn stat(
+        &mut self,
+        l: &Listener,
+        n: &Notification,
+        dirfd: i32,
+        addr: u64,
+        buf: u64,
+        flags: i32,
+        statx_mask: Option<u32>,
+    ) -> Served {
+        let known = libc::AT_SYMLINK_NOFOLLOW
+            | libc::AT_EMPTY_PATH
+            | libc::AT_NO_AUTOMOUNT
+            | libc::AT_STATX_SYNC_TYPE;
+        if flags & !known != 0 {
+            return Err(Stop::Errno(libc::EINVAL));
+        }
+        let nofollow = flags & libc::AT_SYMLINK_NOFOLLOW != 0;
+        let empty_ok = flags & libc::AT_EMPTY_PATH != 0;
+        let fd = match self.resolve(l, n, dirfd, addr, false, empty_ok)? {
+            None => target_fd(n.pid, dirfd)?,
+            Some(t) => self.open_meta(n, &t, nofollow)?,
+        };
+        let bytes: Vec<u8> = match statx_mask {
+            Some(mask) => {
+                // SAFETY: zeroed statx is valid; the kernel fills it.
+                let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+                sys::cvt(unsafe {
+                    libc::statx(
+                        fd.as_raw_fd(),
+                        c"".as_ptr(),
+                        libc::AT_EMPTY_PATH | (flags & libc::AT_STATX_SYNC_TYPE),
+                        mask,
+                        &mut stx,
+                    )
+                } as libc::c_long)?;
+                as_bytes(&stx).to_vec()
+            }
+            None => as_bytes(&sys::fstat(fd.as_fd())?).to_vec(),
+        };
+        if !l.id_valid(n.id) {
+            return Err(Stop::Gone);
+        }
+        memory::write_all(n.pid, buf, &bytes)?;
+        Ok(Reply::Value(0))
+    }
+
+    fn access(
+        &mut self,
+        l: &Listener,
+        n: &Notification,
+        dirfd: i32,
+        addr: u64,
+        mode: i32,
+        flags: i32,
+    ) -> Served {
+        if mode & !(libc::R_OK | libc::W_OK | libc::X_OK) != 0
+            || flags & !(libc::AT_EACCESS | libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) != 0
+        {
+            return Err(Stop::Errno(libc::EINVAL));
+        }
+        let nofollow = flags & libc::AT_SYMLINK_NOFOLLOW != 0;
+        let fd = match self.resolve(l, n, dirfd, addr, false, flags & libc::AT_EMPTY_PATH != 0)? {
+            None => target_fd(n.pid, dirfd)?,
+            Some(t) => {
+                let need = if mode & libc::W_OK != 0 {
+                    Need::Write
+                } else if mode & libc::R_OK != 0 {
+                    Need::Read
+                } else {
+                    Need::Meta
+                };
+                if need != Need::Meta {
+                    let policy = Arc::clone(&self.policy);
+                    self.decide_granted(&policy, n, &t, need)?;
+                }
+                self.open_meta(n, &t, nofollow)?
+            }
+        };
+        // SAFETY: plain syscall on our own descriptor with a static empty path.
+        sys::cvt(unsafe {
+            libc::syscall(
+                libc::SYS_faccessat2,
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                mode,
+                libc::AT_EMPTY_PATH | (flags & libc::AT_EACCESS),
+            )
+        })?;
+        Ok(Reply::Value(0))
+    }
+
+    fn readlink(
+        &mut self,
+        l: &Listener,
+        n: &Notification,
+        dirfd: i32,
+        addr: u64,
+        buf: u64,
+        size: i32,
+    ) -> Served {
+        if size <= 0 {
+            return Err(Stop::Errno(libc::EINVAL));
+        }
+        let t = self
+            .resolve(l, n, dirfd, addr, false, false)?
+            .expect("non-empty");
+        let mut target = if is_own_exe(t.norm.as_bytes()) {
+            // The target may learn where its own program lives (static glibc asks at start-up).
+            sys::readlink(&sys::cstring(format!("/proc/{}/exe", n.pid).as_bytes())?)?
+        } else {
+            let fd = self.open_meta(n, &t, true)?;
+            sys::readlinkat(Some(fd.as_fd()), c"")?
+        };
+        target.truncate(size as usize);
+        if !l.id_valid(n.id) {
+            return Err(Stop::Gone);
+        }
+        memory::write_all(n.pid, buf, &target)?;
+        Ok(Reply::Value(target.len() as i64))
+    }
+
+    fn chdir(&mut self, l: &Listener, n: &Notification, addr: u64) -> Served {
+        let t = self
+            .resolve(l, n, libc::AT_FDCWD, addr, false, false)?
+            .expect("non-empty");
+        let fd = self.open_meta(n, &t, false)?;
+        if sys::file_type(&sys::fstat(fd.as_fd())?) != libc::S_IFDIR {
+            return Err(Stop::Errno(libc::ENOTDIR));
+        }
+        // The kernel re-reads the path, so a racing thread could land the target in another
+        // directory. That only moves the base of later relative paths, which the broker resolves
+        // from the kernel's record of the cwd and checks again; no open is ever continued.
+        Ok(Reply::Continue)
+    }
+
+    /// The parent directory and name of `t` in a write grant, for entry-changing calls.
+    fn write_entry(
+        &mut self,
+        n: &Notification,
+        t: &Target,
+    ) -> Result<(OwnedFd, std::ffi::OsString), Stop> {
+        let policy = Arc::clone(&self.policy);
+        let grant = self.decide_granted(&policy, n, t, Need::Write)?;
+        grant
+            .open_parent()
+            .map_err(|e| self.walk_error(n, t, Need::Write, e))
+    }
+
+    fn mkdir(
+        &mut self,
+        l: &Listener,
+        n: &Notification,
+        dirfd: i32,
+        addr: u64,
+        mode: u32,
+    ) -> Served {
+        let t = self
+            .resolve(l, n, dirfd, addr, false, false)?
+            .expect("non-empty");
+        let (parent, name) = self.write_entry(n, &t)?;
+        let name = sys::cstring(name.as_bytes())?;
+        // SAFETY: our own descriptor and a NUL-terminated single component.
+        sys::cvt(
+            unsafe { libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), mode & 0o777) }
+                as libc::c_long,
+        )?;
+        Ok(Reply::Value(0))
+    }
+
+    fn unlink(
+        &mut self,
+        l: &Listener,
+        n: &Notification,
+        dirfd: i32,
+        addr: u64,
+        flags: i32,
+    ) -> Served {
+        if flags & !libc::AT_REMOVEDIR != 0 {
+            return Err(Stop::Errno(libc::EINVAL));
+        }
+        let t = self
+            .resolve(l, n, dirfd, addr, false, false)?
+            .expect("non-empty");
+        let (parent, name) = self.write_entry(n, &t)?;
+        let name = sys::cstring(name.as_bytes())?;
+        // SAFETY: as in mkdir.
+        sys::cvt(
+            unsafe { libc::unlinkat(parent.as_raw_fd(), name.as_ptr(), flags) } as libc::c_long,
+        )?;
+        Ok(Reply::Value(0))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn rename(
+        &mut self,
+        l: &Listener,
+        n: &Notification,
+        olddir: i32,
+        old: u64,
+        newdir: i32,
+        new: u64,
+        flags: u32,
+    ) -> Served {
+        if flags & !(libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE) != 0 {
+            return Err(Stop::Errno(libc::EINVAL));
+        }
+        let from = self
+            .resolve(l, n, olddir, old, false, false)?
+            .expect("non-empty");
+        let to = self
+            .resolve(l, n, newdir, new, true, false)?
+            .expect("non-empty");
+        let (fp, fname) = self.write_entry(n, &from)?;
+        let (tp, tname) = self.write_entry(n, &to)?;
+        let (fname, tname) = (
+            sys::cstring(fname.as_bytes())?,
+            sys::cstring(tname.as_bytes())?,
+        );
+        // SAFETY: our own descriptors and single NUL-terminated components.
+        sys::cvt(unsafe {
+            libc::syscall(
+                libc::SYS_renameat2,
+                fp.as_raw_fd(),
+                fname.as_ptr(),
+                tp.as_raw_fd(),
+                tname.as_ptr(),
+                flags,
+            )
+        })?;
+        Ok(Reply::Value(0))
+    }
+
+    /// fchmod, fchown and futimens act on the file behind a descriptor: allowed only when that
+    /// file lies in a write grant, whatever access the descriptor itself was opened with.
+    fn fd_meta(&mut self, l: &Listener, n: &Notification) -> Served {
+        let a = n.args;
+        let fd = target_fd(n.pid, dirfd_arg(a[0]))?;
+        // Decide on our own copy, so another thread swapping the target's fd cannot race us.
+        let path = sys::readlink(&sys::cstring(
+            format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes(),
+        )?)?;
+        let Some(norm) = NormPath::new(None, &path) else {
+            return Err(Stop::Errno(self.deny_errno));
+        };
+        let t = Target { given: path, norm };
+        let policy = Arc::clone(&self.policy);
+        self.decide_granted(&policy, n, &t, Need::Write)?;
+        let proc_path = sys::cstring(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())?;
+        // SAFETY: NUL-terminated path to our own descriptor; times read into our memory.
+        let r = unsafe {
+            match n.nr as i64 {
+                libc::SYS_fchmod => libc::chmod(proc_path.as_ptr(), a[1] as libc::mode_t),
+                libc::SYS_fchown => libc::chown(proc_path.as_ptr(), a[1] as u32, a[2] as u32),
+                _ => {
+                    if a[3] as i32 & !libc::AT_SYMLINK_NOFOLLOW != 0 {
+                        return Err(Stop::Errno(libc::EINVAL));
+                    }
+                    let mut times = [0u8; 2 * std::mem::size_of::<libc::timespec>()];
+                    let tp = if a[2] == 0 {
+                        std::ptr::null()
+                    } else {
+                        memory::read_exact(n.pid, a[2], &mut times)?;
+                        times.as_ptr().cast::<libc::timespec>()
+                    };
+                    libc::utimensat(libc::AT_FDCWD, proc_path.as_ptr(), tp, 0)
+                }
+            }
+        };
+        if !l.id_valid(n.id) {
+            return Err(Stop::Gone);
+        }
+        sys::cvt(r as libc::c_long)?;
+        Ok(Reply::Value(0))
+    }
+}
+
+/// `/proc/self/exe` and `/proc/thread-self/exe`, which name the caller's own executable.
+fn is_own_exe(path: &[u8]) -> bool {
+    path == b"/proc/self/exe" || path == b"/proc/thread-self/exe"
+}
+
+/// Reopen a checked FIFO (held as `O_PATH`) with the access the target asked for.
+pub fn reopen_fifo(fifo: BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
+    let path = sys::cstring(format!("/proc/self/fd/{}", fifo.as_raw_fd()).as_bytes())?;
+    sys::openat2(None, &path, flags | libc::O_NOCTTY, 0, 0)
+}
+
+/// The absolute path of the target's `dirfd` (or cwd), as the kernel records it.
+fn dir_path(pid: u32, dirfd: i32) -> Result<Vec<u8>, Stop> {
+    let link = if dirfd == libc::AT_FDCWD {
+        format!("/proc/{pid}/cwd")
+    } else if dirfd < 0 {
+        return Err(Stop::Errno(libc::EBADF));
+    } else {
+        format!("/proc/{pid}/fd/{dirfd}")
+    };
+    match sys::readlink(&sys::cstring(link.as_bytes())?) {
+        Ok(p) if p.first() == Some(&b'/') => Ok(p),
+        // A pipe, socket or anonymous inode: not a directory.
+        Ok(_) => Err(Stop::Errno(libc::ENOTDIR)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Err(Stop::Errno(libc::EBADF)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// An `O_PATH` descriptor of the file behind the target's `fd` (or its cwd).
+fn target_fd(pid: u32, fd: i32) -> Result<OwnedFd, Stop> {
+    let link = if fd == libc::AT_FDCWD {
+        format!("/proc/{pid}/cwd")
+    } else if fd < 0 {
+        return Err(Stop::Errno(libc::EBADF));
+    } else {
+        format!("/proc/{pid}/fd/{fd}")
+    };
+    sys::openat2(None, &sys::cstring(link.as_bytes())?, libc::O_PATH, 0, 0).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ENOENT) {
+            Stop::Errno(libc::EBADF)
+        } else {
+            e.into()
+        }
+    })
+}
+
+fn as_bytes<T>(v: &T) -> &[u8] {
+    // SAFETY: T is a plain C struct (stat, statx) with no padding we care to hide.
+    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
+}

@@ -1,0 +1,467 @@
+//! Starting the child and serving it until the whole tree is gone.
+//!
+//! [`Supervisor::spawn`] builds everything before `fork` (filter, argv, envp), forks, lets the
+//! child-shim lock itself down, receives the seccomp listener, and lets the child exec.
+//! [`Supervisor::run`] is the `NotifyLoop`: it serves notifications, forwards signals, reaps
+//! (the broker is a child subreaper, so orphaned descendants come back to it), and ends when the
+//! listener reports that no process holds the filter any more.
+
+use std::ffi::{CString, OsString};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use child_shim::{ExecPlan, ShimFailure, ShimStage};
+
+use crate::fifo::FifoWaiters;
+use crate::filter;
+use crate::notify::{Listener, Notification};
+use crate::policy::Policy;
+use crate::serve::{Reply, Server};
+use crate::sys::cvt;
+
+/// Signals the broker passes on to the target.
+pub const FORWARDED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+
+/// Why the supervisor could not start or serve the target.
+#[derive(Debug, thiserror::Error)]
+pub enum SuperviseError {
+    #[error(transparent)]
+    Filter(#[from] filter::FilterError),
+    #[error("{what}: {source}")]
+    Setup {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("child could not {}: {}", .0.stage.describe(), io::Error::from_raw_os_error(.0.errno))]
+    Child(ShimFailure),
+    #[error(
+        "the kernel lacks seccomp user notification with descriptor injection (Linux 5.14+): {0}"
+    )]
+    Unsupported(io::Error),
+    #[error("cannot execute {program}: {source}")]
+    Exec {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl SuperviseError {
+    /// The broker's exit status for this error (see README: 125, 126, 127).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            SuperviseError::Exec { source, .. } if source.raw_os_error() == Some(libc::ENOENT) => {
+                127
+            }
+            SuperviseError::Exec { .. } => 126,
+            _ => 125,
+        }
+    }
+}
+
+fn setup(what: &'static str) -> impl FnOnce(io::Error) -> SuperviseError {
+    move |source| SuperviseError::Setup { what, source }
+}
+
+/// How the target ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    fn from_wait(status: libc::c_int) -> Self {
+        if libc::WIFSIGNALED(status) {
+            ExitStatus::Signaled(libc::WTERMSIG(status))
+        } else {
+            ExitStatus::Exited(libc::WEXITSTATUS(status))
+        }
+    }
+
+    /// The shell convention: the exit code, or 128 + the signal number.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => c,
+            ExitStatus::Signaled(s) => 128 + s,
+        }
+    }
+}
+
+/// What to run: an absolute or relative program path (already looked up), argv and envp.
+pub struct Target {
+    pub program: PathBuf,
+    pub argv: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+}
+
+/// How to serve it.
+pub struct Settings {
+    pub policy: Policy,
+    pub deny_errno: i32,
+    pub quiet: bool,
+}
+
+/// A started target and the broker's side of it.
+pub struct Supervisor {
+    child: libc::pid_t,
+    listener: Arc<Listener>,
+    signals: OwnedFd,
+    /// The broker's end of the channel, kept open for the explicit protocol.
+    _channel: OwnedFd,
+    server: Server,
+    quiet: bool,
+}
+
+fn cstr(b: &[u8]) -> Result<CString, SuperviseError> {
+    CString::new(b).map_err(|_| SuperviseError::Setup {
+        what: "argument or environment",
+        source: io::Error::new(io::ErrorKind::InvalidInput, "contains a NUL byte"),
+    })
+}
+
+/// Move `fd` above the child's fixed slots so the shim can dup2 without clobbering.
+fn lift(fd: OwnedFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC returns a fresh descriptor.
+    let r = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } as libc::c_long)?;
+    // SAFETY: fresh descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+fn block_signals() -> io::Result<OwnedFd> {
+    // SAFETY: sigset manipulation on a local set; signalfd returns a fresh descriptor.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in FORWARDED.iter().chain(&[libc::SIGCHLD]) {
+            libc::sigaddset(&mut set, *s);
+        }
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd =
+            cvt(libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) as libc::c_long)?;
+        Ok(OwnedFd::from_raw_fd(fd as RawFd))
+    }
+}
+
+impl Supervisor {
+    /// Fork the child-shim, receive its listener, and let it exec the target.
+    pub fn spawn(target: Target, settings: Settings) -> Result<Supervisor, SuperviseError> {
+        let ctx = filter::build(settings.deny_errno)?;
+        let bpf = filter::export(&ctx)?;
+        drop(ctx);
+
+        let program = cstr(target.program.as_os_str().as_bytes())?;
+        let argv = target
+            .argv
+            .iter()
+            .map(|a| cstr(a.as_bytes()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut envp = Vec::with_capacity(target.env.len() + 1);
+        for (k, v) in &target.env {
+            if k.as_bytes() == protocol::CHANNEL_ENV.as_bytes() {
+                continue;
+            }
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            envp.push(cstr(&kv)?);
+        }
+        envp.push(cstr(
+            format!("{}={}", protocol::CHANNEL_ENV, protocol::CHANNEL_FD).as_bytes(),
+        )?);
+
+        crate::fifo::install_poke_handler().map_err(setup("signal handler"))?;
+        // SAFETY: prctl with constant arguments.
+        cvt(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } as libc::c_long)
+            .map_err(setup("become child subreaper"))?;
+        let signals = block_signals().map_err(setup("signalfd"))?;
+
+        let mut sv = [0; 2];
+        // SAFETY: sv has room for two descriptors.
+        cvt(unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                sv.as_mut_ptr(),
+            )
+        } as libc::c_long)
+        .map_err(setup("socketpair"))?;
+        // SAFETY: fresh descriptors.
+        let (channel, child_channel) =
+            unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) };
+        let mut pp = [0; 2];
+        // SAFETY: pp has room for two descriptors.
+        cvt(unsafe { libc::pipe2(pp.as_mut_ptr(), libc::O_CLOEXEC) } as libc::c_long)
+            .map_err(setup("pipe"))?;
+        // SAFETY: fresh descriptors.
+        let (err_read, err_write) =
+            unsafe { (OwnedFd::from_raw_fd(pp[0]), OwnedFd::from_raw_fd(pp[1])) };
+        let child_channel = lift(child_channel).map_err(setup("dup"))?;
+        let err_write = lift(err_write).map_err(setup("dup"))?;
+
+        let plan = ExecPlan::new(
+            program,
+            argv,
+            envp,
+            bpf,
+            child_channel.as_raw_fd(),
+            err_write.as_raw_fd(),
+        );
+        // SAFETY: the child only runs exec_in_child, which makes raw syscalls on prepared data.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(setup("fork")(io::Error::last_os_error()));
+        }
+        if pid == 0 {
+            // SAFETY: we are the freshly forked child.
+            unsafe { plan.exec_in_child() }
+        }
+        drop(child_channel);
+        drop(err_write);
+
+        let fail = |e: SuperviseError| {
+            // SAFETY: kill and reap our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            e
+        };
+        let mut buf = [0u8; 64];
+        let listener = match protocol::fdpass::recv_with_fd(channel.as_fd(), &mut buf) {
+            Ok((n, Some(fd))) if &buf[..n] == protocol::HANDSHAKE_LISTENER => fd,
+            Ok(_) => {
+                return Err(fail(setup("handshake")(io::Error::other(
+                    "unexpected message",
+                ))))
+            }
+            Err(e) => {
+                // The child failed before sending: its report says why.
+                return Err(fail(match read_failure(&err_read) {
+                    Some(f) if f.stage == ShimStage::Seccomp => {
+                        SuperviseError::Unsupported(io::Error::from_raw_os_error(f.errno))
+                    }
+                    Some(f) => SuperviseError::Child(f),
+                    None => setup("handshake")(io::Error::other(e.to_string())),
+                }));
+            }
+        };
+        let listener = Listener::new(listener).map_err(|e| fail(SuperviseError::Unsupported(e)))?;
+        // SAFETY: write to our own socket.
+        let sent = unsafe {
+            libc::send(
+                channel.as_raw_fd(),
+                protocol::HANDSHAKE_GO.as_ptr().cast(),
+                protocol::HANDSHAKE_GO.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if sent < 0 {
+            return Err(fail(setup("handshake")(io::Error::last_os_error())));
+        }
+        if let Some(f) = read_failure(&err_read) {
+            let e = io::Error::from_raw_os_error(f.errno);
+            return Err(fail(if f.stage == ShimStage::Exec {
+                SuperviseError::Exec {
+                    program: target.program.display().to_string(),
+                    source: e,
+                }
+            } else {
+                SuperviseError::Child(f)
+            }));
+        }
+        Ok(Supervisor {
+            child: pid,
+            listener: Arc::new(listener),
+            signals,
+            _channel: channel,
+            server: Server::new(settings.policy, settings.deny_errno),
+            quiet: settings.quiet,
+        })
+    }
+
+    /// The target's process id.
+    pub fn pid(&self) -> libc::pid_t {
+        self.child
+    }
+
+    /// Serve the target until no process holds the filter; return the target's status.
+    pub fn run(mut self) -> Result<ExitStatus, SuperviseError> {
+        let mut waiters = FifoWaiters::new(self.listener.clone());
+        let mut buf = self.listener.recv_buffer();
+        let mut status: Option<ExitStatus> = None;
+        loop {
+            let busy = !waiters.is_empty() || status.is_some();
+            let mut fds = [
+                libc::pollfd {
+                    fd: self.listener.as_fd().as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.signals.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: fds is a valid array of two pollfd.
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, if busy { 100 } else { -1 }) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                return Err(setup("poll")(e));
+            }
+            if fds[1].revents & libc::POLLIN != 0 {
+                self.drain_signals(&mut status);
+            }
+            if fds[0].revents & libc::POLLIN != 0 {
+                match self.listener.recv(&mut buf) {
+                    Ok(n) => self.handle(&n, &mut waiters),
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EINTR)) => {}
+                    Err(e) => return Err(setup("receive notification")(e)),
+                }
+            } else if fds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+                break;
+            }
+            if status.is_some() {
+                kill_descendants();
+                reap(self.child, &mut status);
+            }
+            if !waiters.is_empty() {
+                waiters.tick();
+            }
+        }
+        waiters.shutdown();
+        if status.is_none() {
+            let mut st = 0;
+            // SAFETY: wait for our own child.
+            if unsafe { libc::waitpid(self.child, &mut st, 0) } == self.child {
+                status = Some(ExitStatus::from_wait(st));
+            }
+        }
+        status.ok_or_else(|| setup("wait")(io::Error::from_raw_os_error(libc::ECHILD)))
+    }
+
+    fn handle(&mut self, n: &Notification, waiters: &mut FifoWaiters) {
+        let l = &*self.listener;
+        let reply = self.server.serve(l, n);
+        if let Some(d) = self.server.denial.take() {
+            if !self.quiet {
+                eprintln!("broker: {d}");
+            }
+        }
+        let answered = match reply {
+            Reply::Fd { fd, cloexec } => match l.inject_and_send(n.id, fd.as_fd(), cloexec) {
+                Ok(_) => Ok(()),
+                // Still pending (e.g. EMFILE in the target): fail the call with that errno.
+                Err(e) => l.respond(n.id, 0, -crate::sys::errno_of(&e), 0),
+            },
+            Reply::Value(v) => l.respond(n.id, v, 0, 0),
+            Reply::Errno(e) => l.respond(n.id, 0, -e, 0),
+            Reply::Continue => l.respond(n.id, 0, 0, libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32),
+            Reply::Deferred => match self.server.fifo.take().map(|f| waiters.start(f)) {
+                Some(Ok(())) => Ok(()),
+                Some(Err(e)) => l.respond(n.id, 0, -e, 0),
+                None => l.respond(n.id, 0, -libc::EIO, 0),
+            },
+            Reply::Gone => Ok(()),
+        };
+        // ENOENT: the caller went away meanwhile; nothing to undo (ADDFD_FLAG_SEND is atomic).
+        let _ = answered;
+    }
+
+    fn drain_signals(&mut self, status: &mut Option<ExitStatus>) {
+        loop {
+            // SAFETY: zeroed siginfo buffer of the exact size signalfd writes.
+            let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+            let n = unsafe {
+                libc::read(
+                    self.signals.as_raw_fd(),
+                    (&mut info as *mut libc::signalfd_siginfo).cast(),
+                    std::mem::size_of::<libc::signalfd_siginfo>(),
+                )
+            };
+            if n != std::mem::size_of::<libc::signalfd_siginfo>() as isize {
+                break;
+            }
+            let sig = info.ssi_signo as libc::c_int;
+            if sig == libc::SIGCHLD {
+                reap(self.child, status);
+            } else if status.is_none() {
+                // SAFETY: signal our own child.
+                unsafe { libc::kill(self.child, sig) };
+            }
+        }
+        reap(self.child, status);
+    }
+}
+
+fn read_failure(pipe: &OwnedFd) -> Option<ShimFailure> {
+    let mut b = [0u8; ShimFailure::SIZE];
+    let mut got = 0;
+    while got < b.len() {
+        // SAFETY: read into the unfilled tail of b.
+        let n = unsafe {
+            libc::read(
+                pipe.as_raw_fd(),
+                b[got..].as_mut_ptr().cast(),
+                b.len() - got,
+            )
+        };
+        if n == 0 {
+            return None;
+        }
+        if n < 0 {
+            if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return None;
+        }
+        got += n as usize;
+    }
+    ShimFailure::decode(&b)
+}
+
+/// Reap every exited child; remember the target's status.
+fn reap(target: libc::pid_t, status: &mut Option<ExitStatus>) {
+    loop {
+        let mut st = 0;
+        // SAFETY: non-blocking wait for any child.
+        let pid = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
+        if pid <= 0 {
+            return;
+        }
+        if pid == target {
+            *status = Some(ExitStatus::from_wait(st));
+        }
+    }
+}
+
+/// SIGKILL every child the broker still has: once the target is gone, what it left behind
+/// (re-parented to us as subreaper, even after setsid) goes too.
+fn kill_descendants() {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    for task in tasks.flatten() {
+        let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
+            continue;
+        };
+        for pid in children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<libc::pid_t>().ok())
+        {
+            // SAFETY: signal a child of ours.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! The child side of the sandbox: what runs between `fork` and `exec`.
+//!
+//! The broker builds an [`ExecPlan`] *before* forking: program path, argv and envp as C arrays,
+//! the seccomp program as raw BPF, and the descriptor numbers involved. After `fork`,
+//! [`ExecPlan::exec_in_child`] only makes raw system calls on that prepared data. It never
+//! allocates and never takes a lock, so it is sound even when the parent had other threads.
+//!
+//! The steps, in order (each failure is reported through the error pipe as a [`ShimFailure`]):
+//! 1. reset signal dispositions and the signal mask inherited from the broker;
+//! 2. `setsid`, so the target has no controlling terminal to push keystrokes into (TIOCSTI);
+//! 3. `PR_SET_PDEATHSIG(SIGKILL)`, then check the broker did not already die;
+//! 4. move the channel to [`protocol::CHANNEL_FD`] and the error pipe to `CHANNEL_FD + 1`, and
+//!    close every other descriptor above 2;
+//! 5. `PR_SET_NO_NEW_PRIVS`, then install the filter with `SECCOMP_FILTER_FLAG_NEW_LISTENER`;
+//! 6. send the listener to the broker with `SCM_RIGHTS`, close it, and wait for the go-ahead;
+//! 7. `execve` the target. The error pipe is close-on-exec, so a successful exec reads as EOF.
+
+use std::ffi::{CStr, CString};
+use std::os::fd::{BorrowedFd, RawFd};
+use std::ptr;
+
+/// The descriptor at which the child keeps the close-on-exec error pipe until it execs.
+const ERROR_PIPE_FD: RawFd = protocol::CHANNEL_FD + 1;
+
+/// The step of the child's set-up that failed. Sent to the broker as a `u32` with the errno.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ShimStage {
+    Session = 1,
+    ParentDeath = 2,
+    Descriptors = 3,
+    NoNewPrivs = 4,
+    Seccomp = 5,
+    SendListener = 6,
+    AwaitGo = 7,
+    Exec = 8,
+}
+
+impl ShimStage {
+    fn from_u32(v: u32) -> Option<Self> {
+        Some(match v {
+            1 => Self::Session,
+            2 => Self::ParentDeath,
+            3 => Self::Descriptors,
+            4 => Self::NoNewPrivs,
+            5 => Self::Seccomp,
+            6 => Self::SendListener,
+            7 => Self::AwaitGo,
+            8 => Self::Exec,
+            _ => return None,
+        })
+    }
+
+    /// What the step does, for error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Session => "start a new session",
+            Self::ParentDeath => "arrange to die with the broker",
+            Self::Descriptors => "set up descriptors",
+            Self::NoNewPrivs => "set no_new_privs",
+            Self::Seccomp => "install the seccomp filter",
+            Self::SendListener => "send the seccomp listener to the broker",
+            Self::AwaitGo => "wait for the broker",
+            Self::Exec => "execute the program",
+        }
+    }
+}
+
+/// A failed child set-up, decoded from the error pipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShimFailure {
+    pub stage: ShimStage,
+    pub errno: i32,
+}
+
+impl ShimFailure {
+    /// The wire size of a report on the error pipe.
+    pub const SIZE: usize = 8;
+
+    /// Decode the 8 bytes the child wrote; `None` if they are not a report.
+    pub fn decode(bytes: &[u8; Self::SIZE]) -> Option<Self> {
+        let stage = u32::from_ne_bytes(bytes[..4].try_into().ok()?);
+        let errno = i32::from_ne_bytes(bytes[4..].try_into().ok()?);
+        Some(Self {
+            stage: ShimStage::from_u32(stage)?,
+            errno,
+        })
+    }
+}
+
+/// Everything the child needs, built before `fork` so that the child allocates nothing.
+pub struct ExecPlan {
+    program: CString,
+    // The CStrings own the bytes the pointer arrays point into; never mutated after build.
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    _envp: Vec<CString>,
+    envp_ptrs: Vec<*const libc::c_char>,
+    filter: Vec<libc::sock_filter>,
+    channel: RawFd,
+    error_pipe: RawFd,
+    parent: libc::pid_t,
+}
+
+impl ExecPlan {
+    /// Prepare an exec of `program` with `argv` and `envp` under `filter`.
+    ///
+    /// `channel` is the child's end of the socketpair and `error_pipe` the write end of a
+    /// close-on-exec pipe; both must be above `ERROR_PIPE_FD` so that moving them into place
+    /// cannot clobber one with the other.
+    pub fn new(
+        program: CString,
+        argv: Vec<CString>,
+        envp: Vec<CString>,
+        filter: Vec<libc::sock_filter>,
+        channel: RawFd,
+        error_pipe: RawFd,
+    ) -> Self {
+        assert!(channel > ERROR_PIPE_FD && error_pipe > ERROR_PIPE_FD);
+        let argv_ptrs = argv
+            .iter()
+            .map(|s| s.as_ptr())
+            .chain(std::iter::once(ptr::null()))
+            .collect();
+        let envp_ptrs = envp
+            .iter()
+            .map(|s| s.as_ptr())
+            .chain(std::iter::once(ptr::null()))
+            .collect();
+        Self {
+            program,
+            _argv: argv,
+            argv_ptrs,
+            _envp: envp,
+            envp_ptrs,
+            filter,
+            channel,
+            error_pipe,
+            // SAFETY: getpid has no preconditions.
+            parent: unsafe { libc::getpid() },
+        }
+    }
+
+    /// The program that will be executed.
+    pub fn program(&self) -> &CStr {
+        &self.program
+    }
+
+    /// Run the child's set-up and exec the target. Never returns.
+    ///
+    /// # Safety
+    /// Call only in the child right after `fork`. Only async-signal-safe system calls are made.
+    pub unsafe fn exec_in_child(&self) -> ! {
+        reset_signals();
+        if libc::setsid() < 0 {
+            fail(self.error_pipe, ShimStage::Session);
+        }
+        if libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) < 0
+        {
+            fail(self.error_pipe, ShimStage::ParentDeath);
+        }
+        if libc::getppid() != self.parent {
+            // The broker died before PDEATHSIG was armed: nobody is left to serve us.
+            libc::_exit(125);
+        }
+        if libc::dup2(self.channel, protocol::CHANNEL_FD) < 0
+            || libc::dup2(self.error_pipe, ERROR_PIPE_FD) < 0
+            || libc::fcntl(ERROR_PIPE_FD, libc::F_SETFD, libc::FD_CLOEXEC) < 0
+            || libc::close_range((ERROR_PIPE_FD + 1) as u32, u32::MAX, 0) < 0
+        {
+            fail(self.error_pipe, ShimStage::Descriptors);
+        }
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
+            fail(ERROR_PIPE_FD, ShimStage::NoNewPrivs);
+        }
+        let prog = libc::sock_fprog {
+            len: self.filter.len() as libc::c_ushort,
+            filter: self.filter.as_ptr() as *mut libc::sock_filter,
+        };
+        let listener = libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &prog as *const libc::sock_fprog,
+        );
+        if listener < 0 {
+            fail(ERROR_PIPE_FD, ShimStage::Seccomp);
+        }
+        let listener = listener as RawFd;
+        let sent = protocol::fdpass::send_with_fd(
+            BorrowedFd::borrow_raw(protocol::CHANNEL_FD),
+            protocol::HANDSHAKE_LISTENER,
+            BorrowedFd::borrow_raw(listener),
+        );
+        if let Err(e) = sent {
+            report(
+                ERROR_PIPE_FD,
+                ShimStage::SendListener,
+                e.raw_os_error().unwrap_or(0),
+            );
+        }
+        libc::close(listener);
+        let mut go = [0u8; 8];
+        let n = loop {
+            let n = libc::read(protocol::CHANNEL_FD, go.as_mut_ptr().cast(), go.len());
+            if n >= 0 || errno() != libc::EINTR {
+                break n;
+            }
+        };
+        if n != protocol::HANDSHAKE_GO.len() as isize || go[..n as usize] != *protocol::HANDSHAKE_GO
+        {
+            // The broker refused or died: do not run the target unsupervised.
+            libc::_exit(125);
+        }
+        libc::execve(
+            self.program.as_ptr(),
+            self.argv_ptrs.as_ptr(),
+            self.envp_ptrs.as_ptr(),
+        );
+        fail(ERROR_PIPE_FD, ShimStage::Exec);
+    }
+}
+
+unsafe fn reset_signals() {
+    // Dispositions: ignored signals survive exec, so put every catchable one back to default.
+    for sig in 1..libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+    let mut set: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut set);
+    libc::sigprocmask(libc::SIG_SETMASK, &set, ptr::null_mut());
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+unsafe fn report(pipe: RawFd, stage: ShimStage, errno: i32) -> ! {
+    let mut msg = [0u8; ShimFailure::SIZE];
+    msg[..4].copy_from_slice(&(stage as u32).to_ne_bytes());
+    msg[4..].copy_from_slice(&errno.to_ne_bytes());
+    libc::write(pipe, msg.as_ptr().cast(), msg.len());
+    libc::_exit(if stage == ShimStage::Exec && errno == libc::ENOENT {
+        127
+    } else if stage == ShimStage::Exec {
+        126
+    } else {
+        125
+    });
+}
+
+unsafe fn fail(pipe: RawFd, stage: ShimStage) -> ! {
+    report(pipe, stage, errno())
+}

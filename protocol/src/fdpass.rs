@@ -1,0 +1,205 @@
+//! Passing descriptors over a UNIX socket with `SCM_RIGHTS`.
+//!
+//! Invariants kept here rather than by callers:
+//! - a received descriptor is close-on-exec from the moment it exists (`MSG_CMSG_CLOEXEC`) and is
+//!   wrapped in [`OwnedFd`] before anything else can fail;
+//! - a message whose control data was truncated (`MSG_CTRUNC`) or whose payload was truncated
+//!   (`MSG_TRUNC`) is refused, and every descriptor that arrived with it is closed;
+//! - more than one descriptor in a message is refused (all of them closed).
+
+use std::io;
+use std::mem;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// Room for one `cmsghdr` carrying up to [`MAX_FDS_PER_MESSAGE`] descriptors, 8-byte aligned.
+const CMSG_BUF_WORDS: usize = 8;
+
+/// The most descriptors a peer may attach before we refuse the message. We still need room to
+/// receive (and close) a few extra ones, so the buffer is larger than one descriptor.
+const MAX_FDS_PER_MESSAGE: usize = 1;
+
+/// Send `payload` with one descriptor attached.
+///
+/// Allocation-free and lock-free: safe to call in a child between `fork` and `exec`.
+pub fn send_with_fd(sock: BorrowedFd<'_>, payload: &[u8], fd: BorrowedFd<'_>) -> io::Result<()> {
+    let mut cmsg_buf = [0u64; CMSG_BUF_WORDS];
+    let mut iov = libc::iovec {
+        iov_base: payload.as_ptr() as *mut libc::c_void,
+        iov_len: payload.len(),
+    };
+    // SAFETY: zeroed msghdr is a valid "empty" header; fields are filled below.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg_buf.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE is a pure computation.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(mem::size_of::<RawFd>() as u32) } as usize;
+    // SAFETY: msg_control points at a buffer of at least msg_controllen bytes, so CMSG_FIRSTHDR
+    // returns a header inside it with room for one descriptor.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<RawFd>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd.as_raw_fd());
+    }
+    loop {
+        // SAFETY: msg is fully initialised and its pointers outlive the call.
+        let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        if n >= 0 {
+            return if n as usize == payload.len() {
+                Ok(())
+            } else {
+                Err(io::Error::from_raw_os_error(libc::EMSGSIZE))
+            };
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
+    }
+}
+
+/// Why a received message was refused.
+#[derive(Debug)]
+pub enum RecvError {
+    /// The peer closed the socket.
+    Closed,
+    /// The message or its control data did not fit and was cut by the kernel.
+    Truncated,
+    /// More descriptors than allowed were attached (all were closed).
+    TooManyFds,
+    /// The socket call itself failed.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for RecvError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecvError::Closed => write!(f, "peer closed the channel"),
+            RecvError::Truncated => write!(f, "message truncated"),
+            RecvError::TooManyFds => write!(f, "too many descriptors attached"),
+            RecvError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for RecvError {}
+
+/// Receive one message into `buf`, with at most one descriptor attached.
+///
+/// Returns the payload length and the descriptor, if any. Every descriptor received is owned
+/// before this function can fail, so none leaks on any error path.
+pub fn recv_with_fd(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> Result<(usize, Option<OwnedFd>), RecvError> {
+    let mut cmsg_buf = [0u64; CMSG_BUF_WORDS];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: as in send_with_fd.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg_buf.as_mut_ptr().cast();
+    msg.msg_controllen = mem::size_of_val(&cmsg_buf);
+    let n = loop {
+        // SAFETY: msg points at live buffers of the stated sizes.
+        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(RecvError::Io(err));
+        }
+    };
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    // SAFETY: the kernel filled msg_control/msg_controllen; the CMSG macros walk only within it.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg);
+                let header = data.offset_from(cmsg.cast::<u8>()) as usize;
+                let count = ((*cmsg).cmsg_len as usize - header) / mem::size_of::<RawFd>();
+                for i in 0..count {
+                    let raw = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
+                    fds.push(OwnedFd::from_raw_fd(raw));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    if msg.msg_flags & (libc::MSG_CTRUNC | libc::MSG_TRUNC) != 0 {
+        return Err(RecvError::Truncated);
+    }
+    if fds.len() > MAX_FDS_PER_MESSAGE {
+        return Err(RecvError::TooManyFds);
+    }
+    if n == 0 && fds.is_empty() {
+        return Err(RecvError::Closed);
+    }
+    Ok((n, fds.pop()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    fn pair() -> (OwnedFd, OwnedFd) {
+        let mut fds = [0; 2];
+        // SAFETY: fds has room for two descriptors.
+        let r = unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        };
+        assert_eq!(r, 0);
+        // SAFETY: socketpair returned two fresh descriptors.
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    }
+
+    #[test]
+    fn descriptor_arrives_close_on_exec() {
+        let (a, b) = pair();
+        let file = std::fs::File::open("/dev/null").unwrap();
+        send_with_fd(a.as_fd(), b"hello", file.as_fd()).unwrap();
+        let mut buf = [0u8; 16];
+        let (n, fd) = recv_with_fd(b.as_fd(), &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hello");
+        let fd = fd.expect("descriptor");
+        // SAFETY: fd is a live descriptor.
+        let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
+        assert_ne!(flags & libc::FD_CLOEXEC, 0);
+    }
+
+    #[test]
+    fn truncated_payload_is_refused_and_fd_closed() {
+        let (a, b) = pair();
+        let file = std::fs::File::open("/dev/null").unwrap();
+        send_with_fd(a.as_fd(), b"a longer payload", file.as_fd()).unwrap();
+        let mut buf = [0u8; 4];
+        assert!(matches!(
+            recv_with_fd(b.as_fd(), &mut buf),
+            Err(RecvError::Truncated)
+        ));
+    }
+
+    #[test]
+    fn closed_peer_is_reported() {
+        let (a, b) = pair();
+        drop(a);
+        let mut buf = [0u8; 4];
+        assert!(matches!(
+            recv_with_fd(b.as_fd(), &mut buf),
+            Err(RecvError::Closed)
+        ));
+    }
+}
