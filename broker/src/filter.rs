@@ -378,7 +378,8 @@ fn cond(
 }
 
 /// Compare the low 32 bits of argument `arg`: the kernel truncates `int` arguments, so a
-/// comparison on all 64 bits could be dodged by setting the high ones.
+/// comparison on all 64 bits could be dodged by setting the high ones. Only for rules whose
+/// syscall has no unconditional rule (see guard_prefix).
 fn low32(arg: u32, value: u64) -> ScmpArgCompare {
     ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(0xffff_ffff), value)
 }
@@ -429,24 +430,10 @@ pub fn build(deny_errno: i32) -> Result<ScmpFilterContext, FilterError> {
             )],
         )?;
     }
-    // ioctl: everything on held descriptors except pushing input into a terminal.
+    // ioctl and prctl are allowed here; the exceptions (TIOCSTI, TIOCLINUX, PR_SET_SECCOMP) are
+    // in guard_prefix, because libseccomp lets an unconditional allow win over them.
     rule(&mut ctx, ScmpAction::Allow, "ioctl")?;
-    for req in [libc::TIOCSTI, libc::TIOCLINUX] {
-        cond(
-            &mut ctx,
-            ScmpAction::Errno(libc::EPERM),
-            "ioctl",
-            &[low32(1, req)],
-        )?;
-    }
-    // prctl: everything but installing another filter (a second listener would bypass us).
     rule(&mut ctx, ScmpAction::Allow, "prctl")?;
-    cond(
-        &mut ctx,
-        ScmpAction::Errno(libc::EPERM),
-        "prctl",
-        &[low32(0, libc::PR_SET_SECCOMP as u64)],
-    )?;
     // socketpair: AF_UNIX only.
     cond(
         &mut ctx,
@@ -483,7 +470,59 @@ pub fn build(deny_errno: i32) -> Result<ScmpFilterContext, FilterError> {
     Ok(ctx)
 }
 
-/// Export `ctx` as raw BPF instructions, ready for `seccomp(SECCOMP_SET_MODE_FILTER)`.
+const fn stmt(code: u32, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+const fn jeq(k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+    libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt,
+        jf,
+        k,
+    }
+}
+
+/// `seccomp_data` offsets: the low 32 bits of argument `i` (x86_64 is little-endian).
+const fn arg_low(i: u32) -> u32 {
+    16 + 8 * i
+}
+
+/// EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE (linux/audit.h).
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+
+const LOAD: u32 = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+const RET: u32 = libc::BPF_RET | libc::BPF_K;
+
+/// Checks that must win over libseccomp's allow rules, run before its program. Each compares
+/// the low 32 bits only, as the kernel does for these `int` arguments, so setting the high bits
+/// cannot dodge them. Falls through to libseccomp's program (which does the full arch checks).
+fn guard_prefix() -> Vec<libc::sock_filter> {
+    let eperm = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+    vec![
+        /* 0 */ stmt(LOAD, 4), // arch
+        /* 1 */ jeq(AUDIT_ARCH_X86_64, 1, 0),
+        /* 2 */ stmt(RET, libc::SECCOMP_RET_KILL_PROCESS),
+        /* 3 */ stmt(LOAD, 0), // nr
+        /* 4 */ jeq(libc::SYS_ioctl as u32, 0, 3),
+        /* 5 */ stmt(LOAD, arg_low(1)),
+        /* 6 */ jeq(libc::TIOCSTI as u32, 4, 0),
+        /* 7 */ jeq(libc::TIOCLINUX as u32, 3, 4),
+        /* 8 */ jeq(libc::SYS_prctl as u32, 0, 3),
+        /* 9 */ stmt(LOAD, arg_low(0)),
+        /* 10 */ jeq(libc::PR_SET_SECCOMP as u32, 0, 1),
+        /* 11 */ stmt(RET, eperm),
+        // 12: libseccomp's program follows
+    ]
+}
+
+/// Export `ctx` as raw BPF instructions behind [`guard_prefix`], ready for
+/// `seccomp(SECCOMP_SET_MODE_FILTER)`.
 pub fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, FilterError> {
     // SAFETY: memfd_create with a static name; the fd is owned at once.
     let raw = unsafe { libc::memfd_create(c"broker-bpf".as_ptr(), libc::MFD_CLOEXEC) };
@@ -496,13 +535,12 @@ pub fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, FilterE
     file.rewind()?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
-    Ok(bytes
-        .chunks_exact(8)
-        .map(|c| libc::sock_filter {
-            code: u16::from_ne_bytes([c[0], c[1]]),
-            jt: c[2],
-            jf: c[3],
-            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
-        })
-        .collect())
+    let mut prog = guard_prefix();
+    prog.extend(bytes.chunks_exact(8).map(|c| libc::sock_filter {
+        code: u16::from_ne_bytes([c[0], c[1]]),
+        jt: c[2],
+        jf: c[3],
+        k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+    }));
+    Ok(prog)
 }

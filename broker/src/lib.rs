@@ -10,6 +10,7 @@
 pub mod errno;
 pub mod fifo;
 pub mod filter;
+pub mod landlock;
 pub mod memory;
 pub mod notify;
 pub mod path;

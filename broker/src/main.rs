@@ -122,10 +122,15 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     }
     if !cli.no_default_runtime {
         let ld_path = std::env::var_os("LD_LIBRARY_PATH");
-        for path in broker::runtime::allowance(&program, ld_path.as_deref()) {
-            if let Ok(rule) =
-                Rule::new(RuleKind::Read, RuleOrigin::Runtime, &path.to_string_lossy())
-            {
+        let files = broker::runtime::allowance(&program, ld_path.as_deref());
+        let dynamic = !files.is_empty();
+        let files = files.iter().map(|p| p.to_string_lossy().into_owned());
+        let trees = broker::runtime::LOCALE_TREES
+            .iter()
+            .filter(|_| dynamic)
+            .map(|t| t.to_string());
+        for pattern in files.chain(trees) {
+            if let Ok(rule) = Rule::new(RuleKind::Read, RuleOrigin::Runtime, &pattern) {
                 policy.push(rule);
             }
         }

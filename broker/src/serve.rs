@@ -268,6 +268,7 @@ impl Server {
             Some(base)
         };
         let norm = NormPath::new(base.as_deref(), buf).ok_or(Stop::Errno(libc::ENOTDIR))?;
+        let norm = proc_view(norm, n.pid)?;
         Ok(Some(Target {
             given: buf.clone(),
             norm,
@@ -636,7 +637,7 @@ impl Server {
         let t = self
             .resolve(l, n, dirfd, addr, false, false)?
             .expect("non-empty");
-        let mut target = if is_own_exe(t.norm.as_bytes()) {
+        let mut target = if is_own_exe(t.norm.as_bytes(), n.pid) {
             // The target may learn where its own program lives (static glibc asks at start-up).
             sys::readlink(&sys::cstring(format!("/proc/{}/exe", n.pid).as_bytes())?)?
         } else {
@@ -806,9 +807,58 @@ impl Server {
     }
 }
 
-/// `/proc/self/exe` and `/proc/thread-self/exe`, which name the caller's own executable.
-fn is_own_exe(path: &[u8]) -> bool {
-    path == b"/proc/self/exe" || path == b"/proc/thread-self/exe"
+/// Paths under /proc name processes from the caller's point of view: `/proc/self` is the
+/// target, not the broker. The broker's own entries are never served, whatever the policy says
+/// (its memory, descriptors and environment are exactly what a sandbox must not reach).
+fn proc_view(norm: NormPath, tid: u32) -> Result<NormPath, Stop> {
+    let Some(rest) = crate::path::strip_base(norm.as_bytes(), b"/proc") else {
+        return Ok(norm);
+    };
+    let (first, tail) = match rest.iter().position(|&c| c == b'/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, &b""[..]),
+    };
+    let head = match first {
+        b"self" => format!("/proc/{}", tgid_of(tid)?),
+        b"thread-self" => format!("/proc/{}/task/{tid}", tgid_of(tid)?),
+        _ => {
+            let is_broker = std::str::from_utf8(first)
+                .ok()
+                .and_then(|p| p.parse::<u32>().ok())
+                .is_some_and(|p| {
+                    std::path::Path::new(&format!("/proc/self/task/{p}")).exists()
+                        || p == std::process::id()
+                });
+            return if is_broker {
+                Err(Stop::Errno(libc::EACCES))
+            } else {
+                Ok(norm)
+            };
+        }
+    };
+    let mut path = head.into_bytes();
+    path.extend_from_slice(tail);
+    let trailing = norm.trailing_slash;
+    let mut out = NormPath::new(None, &path).ok_or(Stop::Errno(libc::ENOENT))?;
+    out.trailing_slash = trailing;
+    Ok(out)
+}
+
+/// The process a thread belongs to.
+fn tgid_of(tid: u32) -> Result<u32, Stop> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or(Stop::Errno(libc::ESRCH))
+}
+
+/// `/proc/<own pid>/exe` (what `/proc/self/exe` becomes), which names the caller's own program.
+fn is_own_exe(path: &[u8], pid: u32) -> bool {
+    let Ok(tgid) = tgid_of(pid) else { return false };
+    path == format!("/proc/{tgid}/exe").as_bytes()
+        || path == format!("/proc/{tgid}/task/{pid}/exe").as_bytes()
 }
 
 /// Reopen a checked FIFO (held as `O_PATH`) with the access the target asked for.

@@ -206,7 +206,8 @@ impl Supervisor {
         let child_channel = lift(child_channel).map_err(setup("dup"))?;
         let err_write = lift(err_write).map_err(setup("dup"))?;
 
-        let plan = ExecPlan::new(
+        let landlock = crate::landlock::scope_ruleset().map_err(setup("landlock ruleset"))?;
+        let mut plan = ExecPlan::new(
             program,
             argv,
             envp,
@@ -214,6 +215,9 @@ impl Supervisor {
             child_channel.as_raw_fd(),
             err_write.as_raw_fd(),
         );
+        if let Some(ruleset) = &landlock {
+            plan = plan.with_landlock(ruleset.as_raw_fd());
+        }
         // SAFETY: the child only runs exec_in_child, which makes raw syscalls on prepared data.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
@@ -225,6 +229,7 @@ impl Supervisor {
         }
         drop(child_channel);
         drop(err_write);
+        drop(landlock);
 
         let fail = |e: SuperviseError| {
             // SAFETY: kill and reap our own child.

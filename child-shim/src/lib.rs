@@ -9,9 +9,10 @@
 //! 1. reset signal dispositions and the signal mask inherited from the broker;
 //! 2. `setsid`, so the target has no controlling terminal to push keystrokes into (TIOCSTI);
 //! 3. `PR_SET_PDEATHSIG(SIGKILL)`, then check the broker did not already die;
-//! 4. move the channel to [`protocol::CHANNEL_FD`] and the error pipe to `CHANNEL_FD + 1`, and
-//!    close every other descriptor above 2;
-//! 5. `PR_SET_NO_NEW_PRIVS`, then install the filter with `SECCOMP_FILTER_FLAG_NEW_LISTENER`;
+//! 4. `PR_SET_NO_NEW_PRIVS`, then restrict itself with the broker's Landlock ruleset, if any;
+//! 5. move the channel to [`protocol::CHANNEL_FD`] and the error pipe to `CHANNEL_FD + 1`,
+//!    close every other descriptor above 2, and install the filter with
+//!    `SECCOMP_FILTER_FLAG_NEW_LISTENER`;
 //! 6. send the listener to the broker with `SCM_RIGHTS`, close it, and wait for the go-ahead;
 //! 7. `execve` the target. The error pipe is close-on-exec, so a successful exec reads as EOF.
 
@@ -34,6 +35,7 @@ pub enum ShimStage {
     SendListener = 6,
     AwaitGo = 7,
     Exec = 8,
+    Landlock = 9,
 }
 
 impl ShimStage {
@@ -47,6 +49,7 @@ impl ShimStage {
             6 => Self::SendListener,
             7 => Self::AwaitGo,
             8 => Self::Exec,
+            9 => Self::Landlock,
             _ => return None,
         })
     }
@@ -62,6 +65,7 @@ impl ShimStage {
             Self::SendListener => "send the seccomp listener to the broker",
             Self::AwaitGo => "wait for the broker",
             Self::Exec => "execute the program",
+            Self::Landlock => "restrict itself with Landlock",
         }
     }
 }
@@ -99,6 +103,7 @@ pub struct ExecPlan {
     filter: Vec<libc::sock_filter>,
     channel: RawFd,
     error_pipe: RawFd,
+    landlock: Option<RawFd>,
     parent: libc::pid_t,
 }
 
@@ -136,9 +141,16 @@ impl ExecPlan {
             filter,
             channel,
             error_pipe,
+            landlock: None,
             // SAFETY: getpid has no preconditions.
             parent: unsafe { libc::getpid() },
         }
+    }
+
+    /// Restrict the child with this Landlock ruleset (applied after no_new_privs).
+    pub fn with_landlock(mut self, ruleset: RawFd) -> Self {
+        self.landlock = Some(ruleset);
+        self
     }
 
     /// The program that will be executed.
@@ -169,15 +181,20 @@ impl ExecPlan {
             // The broker died before PDEATHSIG was armed: nobody is left to serve us.
             libc::_exit(125);
         }
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
+            fail(self.error_pipe, ShimStage::NoNewPrivs);
+        }
+        if let Some(ruleset) = self.landlock {
+            if libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0) < 0 {
+                fail(self.error_pipe, ShimStage::Landlock);
+            }
+        }
         if libc::dup2(self.channel, protocol::CHANNEL_FD) < 0
             || libc::dup2(self.error_pipe, ERROR_PIPE_FD) < 0
             || libc::fcntl(ERROR_PIPE_FD, libc::F_SETFD, libc::FD_CLOEXEC) < 0
             || libc::close_range((ERROR_PIPE_FD + 1) as u32, u32::MAX, 0) < 0
         {
             fail(self.error_pipe, ShimStage::Descriptors);
-        }
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
-            fail(ERROR_PIPE_FD, ShimStage::NoNewPrivs);
         }
         let prog = libc::sock_fprog {
             len: self.filter.len() as libc::c_ushort,
