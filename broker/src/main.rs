@@ -49,7 +49,7 @@ struct Cli {
     /// The program to run and its arguments.
     #[arg(
         required = true,
-        trailing_var_arg = true,
+        last = true,
         allow_hyphen_values = true,
         value_name = "PROGRAM"
     )]

@@ -1,1 +1,266 @@
-//! Helpers for the end-to-end tests.
+//! Helpers for the end-to-end tests: the real `broker` binary, real targets built from C, and
+//! scratch directories laid out like the conformance runner's.
+//!
+//! The broker binary is taken from the same profile directory as the running test
+//! (`target/<profile>/broker`); build it first (`cargo build --workspace` with the same profile).
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// `target/<profile>`, found from the test executable's own path.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test-binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("profile dir")
+        .to_path_buf()
+}
+
+/// The `broker` binary under test.
+pub fn broker_bin() -> PathBuf {
+    let p = profile_dir().join("broker");
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace` with the same profile as the tests",
+        p.display()
+    );
+    p
+}
+
+/// A workspace binary other than the broker (e.g. brokered-cat).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let p = profile_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build the workspace first",
+        p.display()
+    );
+    p
+}
+
+struct Probes {
+    dir: PathBuf,
+}
+
+/// The probe target (tests/targets/probe.c), built once per test binary; `static_` picks the
+/// statically linked build.
+pub fn probe(static_: bool) -> PathBuf {
+    static PROBES: OnceLock<Probes> = OnceLock::new();
+    let p = PROBES.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("broker-probes-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("targets/probe.c");
+        for (name, extra) in [("probe", &[][..]), ("probe-static", &["-static"][..])] {
+            let out = Command::new("gcc")
+                .args(["-O1", "-o"])
+                .arg(dir.join(name))
+                .arg(&src)
+                .args(extra)
+                .arg("-lpthread")
+                .output()
+                .expect("gcc must be installed to build test targets");
+            assert!(
+                out.status.success(),
+                "gcc failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Probes { dir }
+    });
+    p.dir.join(if static_ { "probe-static" } else { "probe" })
+}
+
+/// A scratch directory for one test, removed on drop:
+/// `secret.txt` (a token no policy grants), `allowed/file.txt`, `allowed/link -> ../secret.txt`,
+/// `allowed/dirlink -> ..`, `allowed/sub/inner.txt`, `rw/`, and a FIFO `in`.
+pub struct Scratch {
+    pub dir: PathBuf,
+    pub token: String,
+}
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("broker-test-{}-{}-{n}", std::process::id(), name));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("allowed/sub")).unwrap();
+        fs::create_dir_all(dir.join("rw")).unwrap();
+        fs::create_dir_all(dir.join("outside")).unwrap();
+        let token = format!(
+            "TOKEN-{}-{n}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos()
+        );
+        fs::write(dir.join("secret.txt"), &token).unwrap();
+        fs::write(dir.join("allowed/file.txt"), "allowed-content\n").unwrap();
+        fs::write(dir.join("allowed/sub/inner.txt"), "inner-content\n").unwrap();
+        std::os::unix::fs::symlink("../secret.txt", dir.join("allowed/link")).unwrap();
+        std::os::unix::fs::symlink("..", dir.join("allowed/dirlink")).unwrap();
+        mkfifo(&dir.join("in"));
+        // World-accessible so unprivileged runs can use it too; secret.txt stays 0644 on
+        // purpose: only the broker's policy keeps the target out.
+        for p in ["", "allowed", "allowed/sub", "rw", "outside"] {
+            fs::set_permissions(dir.join(p), fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        Scratch { dir, token }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+
+    /// `DIR/**` pattern for a subdirectory.
+    pub fn tree(&self, rel: &str) -> String {
+        format!("{}/**", self.dir.join(rel).display())
+    }
+
+    /// The standard policy: read `allowed/**`, write `rw/**`, FIFO `in`.
+    pub fn policy(&self) -> Vec<String> {
+        vec![
+            "--allow-read".into(),
+            self.tree("allowed"),
+            "--allow-write".into(),
+            self.tree("rw"),
+            "--allow-fifo".into(),
+            self.path("in").display().to_string(),
+        ]
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn mkfifo(p: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(
+        unsafe { libc::mkfifo(c.as_ptr(), 0o666) },
+        0,
+        "mkfifo {}",
+        p.display()
+    );
+}
+
+/// The result of one run.
+pub struct Run {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The first stdout line, where the probe prints its result.
+    pub fn line(&self) -> &str {
+        self.stdout
+            .lines()
+            .find(|l| !l.starts_with("fd "))
+            .unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?} signal {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.signal, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Wait for `cmd` with a deadline, draining its output meanwhile; a run that hangs is killed
+/// and fails the test.
+pub fn run_cmd(cmd: &mut Command, timeout: Duration) -> Run {
+    use std::os::unix::process::ExitStatusExt;
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let (out, hung): (Output, bool) = match rx.recv_timeout(timeout) {
+        Ok(out) => (out.expect("wait"), false),
+        Err(_) => {
+            // SAFETY: kill the child we spawned (not yet reaped: the waiter still waits).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            (rx.recv().unwrap().expect("wait"), true)
+        }
+    };
+    let run = Run {
+        code: out.status.code(),
+        signal: out.status.signal(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(!hung, "hung for {timeout:?}: {run:?}");
+    run
+}
+
+/// Run the broker with `args` (options, `--`, program and its arguments).
+pub fn broker<I, S>(args: I) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    run_cmd(&mut broker_command(args), Duration::from_secs(30))
+}
+
+/// A `Command` for the broker, with cargo's `LD_LIBRARY_PATH` removed so that targets see the
+/// environment a user's shell would give them.
+pub fn broker_command<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new(broker_bin());
+    cmd.args(args).env_remove("LD_LIBRARY_PATH");
+    cmd
+}
+
+/// Run the dynamic probe with `action` and `args` under `policy`.
+pub fn probe_under(policy: &[String], action: &str, args: &[&str]) -> Run {
+    probe_under_as(policy, false, action, args)
+}
+
+/// Run the probe (static or dynamic) with `action` and `args` under `policy`.
+pub fn probe_under_as(policy: &[String], static_: bool, action: &str, args: &[&str]) -> Run {
+    let probe = probe(static_);
+    let mut all: Vec<&OsStr> = policy.iter().map(OsStr::new).collect();
+    all.push(OsStr::new("--"));
+    all.push(probe.as_os_str());
+    all.push(OsStr::new(action));
+    all.extend(args.iter().map(OsStr::new));
+    broker(all)
+}
+
+/// Are we root (so unprivileged runs can be tested with setpriv)?
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The number of descriptors this process has open.
+pub fn open_fd_count(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}

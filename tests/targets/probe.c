@@ -1,0 +1,252 @@
+// An unmodified program for the end-to-end tests: one action per invocation, chosen by argv[1].
+// Each prints one result line, "ok ..." or "err <errno>", and exits 0, so the tests judge what
+// happened from outside. Built by the test helpers both dynamically and statically.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <linux/seccomp.h>
+#include <linux/filter.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int report_fd(int fd) {
+    if (fd < 0) { printf("err %d\n", errno); return 1; }
+    char buf[4096]; ssize_t n = read(fd, buf, sizeof buf - 1);
+    if (n < 0) { printf("err read %d\n", errno); return 1; }
+    buf[n] = 0;
+    while (n > 0 && buf[n - 1] == '\n') buf[--n] = 0;
+    printf("ok %s\n", buf);
+    close(fd);
+    return 0;
+}
+
+static int result(long r) {
+    if (r < 0) printf("err %d\n", errno); else printf("ok %ld\n", r);
+    return 0;
+}
+
+struct stall { const char *fifo; };
+static void *open_fifo(void *arg) {
+    struct stall *s = arg;
+    open(s->fifo, O_RDONLY); // blocks: nobody ever writes
+    return NULL;
+}
+
+static const char *thread_path;
+static int thread_iters;
+static void *open_many(void *arg) {
+    long ok = 0;
+    for (int i = 0; i < thread_iters; i++) {
+        int fd = open(thread_path, O_RDONLY);
+        if (fd >= 0) { ok++; close(fd); }
+    }
+    return (void *)ok;
+}
+
+static volatile int racing = 1;
+static char race_buf[256];
+static void *flip_path(void *arg) {
+    const char **paths = arg; int i = 0;
+    while (racing) { strcpy(race_buf, paths[i++ & 1]); }
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    if (argc < 2) return 2;
+    const char *c = argv[1];
+    const char *a = argc > 2 ? argv[2] : "";
+    const char *b = argc > 3 ? argv[3] : "";
+    if (!strcmp(c, "read")) return report_fd(open(a, O_RDONLY));
+    if (!strcmp(c, "read-raw")) return report_fd(syscall(SYS_open, a, O_RDONLY));
+    if (!strcmp(c, "write")) {
+        int fd = open(a, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0) return result(-1);
+        return result(write(fd, b, strlen(b)));
+    }
+    if (!strcmp(c, "append")) {
+        int fd = open(a, O_WRONLY | O_APPEND);
+        if (fd < 0) return result(-1);
+        return result(write(fd, b, strlen(b)));
+    }
+    if (!strcmp(c, "openat")) {
+        int d = open(a, O_RDONLY | O_DIRECTORY);
+        if (d < 0) return result(-1);
+        return report_fd(openat(d, b, O_RDONLY));
+    }
+    if (!strcmp(c, "chdir-read")) {
+        if (chdir(a) < 0) return result(-1);
+        return report_fd(open(b, O_RDONLY));
+    }
+    if (!strcmp(c, "fchdir-read")) {
+        int d = open(a, O_RDONLY | O_DIRECTORY);
+        if (d < 0 || fchdir(d) < 0) return result(-1);
+        return report_fd(open(b, O_RDONLY));
+    }
+    if (!strcmp(c, "openat2")) {
+        struct open_how how = { .flags = O_RDONLY, .resolve = strtoull(b, 0, 0) };
+        return report_fd(syscall(SYS_openat2, AT_FDCWD, a, &how, sizeof how));
+    }
+    if (!strcmp(c, "openat2-big")) {
+        char big[64] = {0}; struct open_how *how = (void *)big; how->flags = O_RDONLY;
+        big[40] = 1; // non-zero beyond the known struct: must be E2BIG
+        return report_fd(syscall(SYS_openat2, AT_FDCWD, a, big, sizeof big));
+    }
+    if (!strcmp(c, "open-flags")) return report_fd(syscall(SYS_openat, AT_FDCWD, a, strtol(b, 0, 0)));
+    if (!strcmp(c, "cloexec")) {
+        int x = open(a, O_RDONLY | O_CLOEXEC), y = open(a, O_RDONLY);
+        if (x < 0 || y < 0) return result(-1);
+        printf("ok %d %d\n", !!(fcntl(x, F_GETFD) & FD_CLOEXEC), !!(fcntl(y, F_GETFD) & FD_CLOEXEC));
+        return 0;
+    }
+    if (!strcmp(c, "nonblock")) {
+        int y = open(a, O_RDONLY);
+        if (y < 0) return result(-1);
+        printf("ok %d\n", !!(fcntl(y, F_GETFL) & O_NONBLOCK));
+        return 0;
+    }
+    if (!strcmp(c, "fds")) {
+        for (int fd = 3; fd < 1024; fd++) {
+            if (fcntl(fd, F_GETFD) < 0) continue;
+            struct stat st; fstat(fd, &st);
+            printf("fd %d mode %o\n", fd, st.st_mode & S_IFMT);
+        }
+        printf("ok env %s\n", getenv("BROKER_FD") ? getenv("BROKER_FD") : "unset");
+        return 0;
+    }
+    if (!strcmp(c, "stat")) { struct stat st; return result(stat(a, &st) < 0 ? -1 : (long)st.st_size); }
+    if (!strcmp(c, "lstat")) { struct stat st; return result(lstat(a, &st) < 0 ? -1 : (long)(st.st_mode & S_IFMT)); }
+    if (!strcmp(c, "access")) return result(access(a, strtol(b, 0, 0)));
+    if (!strcmp(c, "readlink")) {
+        char buf[256]; ssize_t n = readlink(a, buf, sizeof buf - 1);
+        if (n < 0) return result(-1);
+        buf[n] = 0; printf("ok %s\n", buf); return 0;
+    }
+    if (!strcmp(c, "mkdir")) return result(mkdir(a, 0755));
+    if (!strcmp(c, "unlink")) return result(unlink(a));
+    if (!strcmp(c, "rmdir")) return result(rmdir(a));
+    if (!strcmp(c, "rename")) return result(rename(a, b));
+    if (!strcmp(c, "link")) return result(link(a, b));
+    if (!strcmp(c, "symlink")) return result(symlink(a, b));
+    if (!strcmp(c, "chmod")) return result(chmod(a, 0777));
+    if (!strcmp(c, "fchmod")) {
+        int fd = open(a, O_RDONLY);
+        if (fd < 0) return result(-1);
+        return result(fchmod(fd, 0777));
+    }
+    if (!strcmp(c, "futimens")) {
+        int fd = open(a, O_RDONLY);
+        if (fd < 0) return result(-1);
+        struct timespec ts[2] = {{1, 0}, {1, 0}};
+        return result(futimens(fd, ts));
+    }
+    if (!strcmp(c, "fifo-read")) return report_fd(open(a, O_RDONLY));
+    if (!strcmp(c, "fifo-write")) {
+        int fd = open(a, O_WRONLY);
+        if (fd < 0) return result(-1);
+        return result(write(fd, b, strlen(b)));
+    }
+    if (!strcmp(c, "fifo-stall")) {
+        // One thread blocks forever opening a FIFO; the main thread must still be served.
+        static struct stall s; s.fifo = a;
+        pthread_t t; pthread_create(&t, NULL, open_fifo, &s);
+        usleep(200 * 1000);
+        int r = report_fd(open(b, O_RDONLY));
+        fflush(stdout);
+        _exit(r); // leave with the other thread still waiting
+    }
+    if (!strcmp(c, "threads")) {
+        thread_path = a; int n = atoi(b); thread_iters = argc > 4 ? atoi(argv[4]) : 50;
+        pthread_t t[64]; long total = 0;
+        for (int i = 0; i < n && i < 64; i++) pthread_create(&t[i], NULL, open_many, NULL);
+        for (int i = 0; i < n && i < 64; i++) { void *r; pthread_join(t[i], &r); total += (long)r; }
+        printf("ok %ld\n", total);
+        return 0;
+    }
+    if (!strcmp(c, "race")) {
+        // Another thread rewrites the path buffer between allowed and secret while we open it.
+        const char *paths[2] = {a, b};
+        strcpy(race_buf, a);
+        pthread_t t; pthread_create(&t, NULL, flip_path, paths);
+        int leaked = 0, ok = 0;
+        for (int i = 0; i < 2000; i++) {
+            int fd = open(race_buf, O_RDONLY);
+            if (fd < 0) continue;
+            char buf[256] = {0}; read(fd, buf, sizeof buf - 1); close(fd); ok++;
+            if (strstr(buf, "TOKEN")) leaked++;
+        }
+        racing = 0; pthread_join(t, NULL);
+        printf("%s opened %d leaked %d\n", leaked ? "leak" : "ok", ok, leaked);
+        return 0;
+    }
+    if (!strcmp(c, "fork-read")) {
+        pid_t p = fork();
+        if (p == 0) { report_fd(open(a, O_RDONLY)); _exit(0); }
+        int st; waitpid(p, &st, 0);
+        return 0;
+    }
+    if (!strcmp(c, "nofile")) {
+        // Fill the descriptor table, then ask for one more: EMFILE, and the broker survives.
+        struct rlimit rl = {16, 16}; setrlimit(RLIMIT_NOFILE, &rl);
+        int last = 0;
+        for (int i = 0; i < 32; i++) { int fd = open(a, O_RDONLY); if (fd < 0) { last = errno; break; } }
+        printf("%s %d\n", last == EMFILE ? "ok emfile" : "err", last);
+        for (int fd = 4; fd < 16; fd++) close(fd);
+        return report_fd(open(a, O_RDONLY));
+    }
+    if (!strcmp(c, "io_uring")) { char p[120] = {0}; return result(syscall(SYS_io_uring_setup, 4, p)); }
+    if (!strcmp(c, "int80")) {
+        long r; __asm__ volatile("int $0x80" : "=a"(r) : "a"(20L) : "memory"); // i386 getpid
+        printf("survived %ld\n", r); return 0;
+    }
+    if (!strcmp(c, "x32")) { printf("survived %ld\n", syscall(0x40000000L | 39)); return 0; }
+    if (!strcmp(c, "ptrace")) return result(ptrace(PTRACE_ATTACH, getppid(), 0, 0));
+    if (!strcmp(c, "vm-read")) {
+        char buf[8]; struct iovec l = {buf, 8}, r = {(void *)0x400000, 8};
+        return result(process_vm_readv(getppid(), &l, 1, &r, 1, 0));
+    }
+    if (!strcmp(c, "kill-parent")) { long r = kill(getppid(), SIGKILL); usleep(100000); return result(r); }
+    if (!strcmp(c, "tiocsti")) { char ch = 'x'; return result(syscall(SYS_ioctl, 0, TIOCSTI | (1UL << 32), &ch)); }
+    if (!strcmp(c, "socket")) return result(socket(AF_INET, SOCK_STREAM, 0));
+    if (!strcmp(c, "socket-unix")) return result(socket(AF_UNIX, SOCK_STREAM, 0));
+    if (!strcmp(c, "socketpair")) { int sv[2]; return result(socketpair(AF_UNIX, SOCK_STREAM, 0, sv)); }
+    if (!strcmp(c, "unshare")) return result(unshare(CLONE_NEWUSER));
+    if (!strcmp(c, "clone-ns")) return result(syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0));
+    if (!strcmp(c, "clone3")) { char args[88] = {0}; return result(syscall(SYS_clone3, args, sizeof args)); }
+    if (!strcmp(c, "seccomp")) {
+        struct sock_filter f[] = {{BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW}};
+        struct sock_fprog prog = {1, f};
+        return result(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog));
+    }
+    if (!strcmp(c, "open_by_handle")) return result(syscall(SYS_open_by_handle_at, AT_FDCWD, NULL, O_RDONLY));
+    if (!strcmp(c, "exit")) return atoi(a);
+    if (!strcmp(c, "signal")) { raise(atoi(a)); return 0; }
+    if (!strcmp(c, "sleep")) { sleep(atoi(a)); printf("ok slept\n"); return 0; }
+    if (!strcmp(c, "sigterm-exit")) {
+        sigset_t s; sigemptyset(&s); sigaddset(&s, SIGTERM); sigprocmask(SIG_BLOCK, &s, NULL);
+        printf("ready\n"); int sig; sigwait(&s, &sig); printf("ok got %d\n", sig); return 42;
+    }
+    if (!strcmp(c, "daemon")) {
+        // Leave a grandchild behind in its own session; the broker must still end and reap.
+        if (fork() == 0) { setsid(); if (fork() == 0) { sleep(60); _exit(0); } _exit(0); }
+        usleep(100000); printf("ok\n"); return 0;
+    }
+    fprintf(stderr, "unknown action %s\n", c);
+    return 2;
+}

@@ -1,0 +1,156 @@
+//! Path calls other than open: stat, access, readlink and the directory changes a write grant
+//! allows. None of them may reveal or change anything outside the policy.
+
+use broker_tests::*;
+
+fn p(s: &Scratch, rel: &str) -> String {
+    s.path(rel).display().to_string()
+}
+
+#[test]
+fn stat_access_and_readlink_follow_the_policy() {
+    let s = Scratch::new("stat");
+    let pol = s.policy();
+    assert_eq!(
+        probe_under(&pol, "stat", &[&p(&s, "allowed/file.txt")]).line(),
+        "ok 16"
+    );
+    assert_eq!(
+        probe_under(&pol, "stat", &[&p(&s, "secret.txt")]).line(),
+        "err 13"
+    );
+    // Directories above a grant may be stat'ed (realpath walks them), not their other entries.
+    assert!(probe_under(&pol, "stat", &[&p(&s, "")])
+        .line()
+        .starts_with("ok"));
+    assert_eq!(
+        probe_under(&pol, "stat", &[&p(&s, "outside")]).line(),
+        "err 13"
+    );
+    // stat follows symlinks only inside the tree; lstat sees the link itself.
+    assert_eq!(
+        probe_under(&pol, "stat", &[&p(&s, "allowed/link")]).line(),
+        "err 13"
+    );
+    assert_eq!(
+        probe_under(&pol, "lstat", &[&p(&s, "allowed/link")]).line(),
+        format!("ok {}", libc::S_IFLNK)
+    );
+    assert_eq!(
+        probe_under(&pol, "readlink", &[&p(&s, "allowed/link")]).line(),
+        "ok ../secret.txt"
+    );
+    assert_eq!(
+        probe_under(&pol, "access", &[&p(&s, "allowed/file.txt"), "4"]).line(),
+        "ok 0"
+    );
+    assert_eq!(
+        probe_under(&pol, "access", &[&p(&s, "allowed/file.txt"), "2"]).line(),
+        "err 13"
+    );
+    assert_eq!(
+        probe_under(&pol, "access", &[&p(&s, "secret.txt"), "0"]).line(),
+        "err 13"
+    );
+}
+
+#[test]
+fn write_trees_allow_mkdir_unlink_rename_and_nothing_else_does() {
+    let s = Scratch::new("dirs");
+    let pol = s.policy();
+    assert_eq!(probe_under(&pol, "mkdir", &[&p(&s, "rw/d")]).line(), "ok 0");
+    assert!(s.path("rw/d").is_dir());
+    std::fs::write(s.path("rw/a"), "a").unwrap();
+    assert_eq!(
+        probe_under(&pol, "rename", &[&p(&s, "rw/a"), &p(&s, "rw/d/b")]).line(),
+        "ok 0"
+    );
+    assert_eq!(std::fs::read_to_string(s.path("rw/d/b")).unwrap(), "a");
+    assert_eq!(
+        probe_under(&pol, "unlink", &[&p(&s, "rw/d/b")]).line(),
+        "ok 0"
+    );
+    assert_eq!(probe_under(&pol, "rmdir", &[&p(&s, "rw/d")]).line(), "ok 0");
+    assert!(!s.path("rw/d").exists());
+    // Outside the write tree all of them are refused.
+    assert_eq!(
+        probe_under(&pol, "mkdir", &[&p(&s, "allowed/d")]).line(),
+        "err 13"
+    );
+    assert_eq!(
+        probe_under(&pol, "unlink", &[&p(&s, "allowed/file.txt")]).line(),
+        "err 13"
+    );
+    assert_eq!(
+        probe_under(&pol, "rename", &[&p(&s, "secret.txt"), &p(&s, "rw/stolen")]).line(),
+        "err 13"
+    );
+    assert_eq!(
+        probe_under(&pol, "rename", &[&p(&s, "rw/x"), &p(&s, "allowed/x")]).line(),
+        "err 13"
+    );
+    // The root of the write tree itself cannot be removed.
+    assert!(probe_under(&pol, "rmdir", &[&p(&s, "rw")])
+        .line()
+        .starts_with("err"));
+    assert_eq!(
+        std::fs::read_to_string(s.path("secret.txt")).unwrap(),
+        s.token
+    );
+    assert!(s.path("allowed/file.txt").exists());
+}
+
+#[test]
+fn links_are_never_created_so_no_hardlink_door_opens() {
+    let s = Scratch::new("links");
+    let pol = s.policy();
+    assert_eq!(
+        probe_under(&pol, "link", &[&p(&s, "secret.txt"), &p(&s, "rw/hard")]).line(),
+        "err 13"
+    );
+    assert_eq!(
+        probe_under(&pol, "symlink", &[&p(&s, "secret.txt"), &p(&s, "rw/soft")]).line(),
+        "err 13"
+    );
+    assert!(!s.path("rw/hard").exists() && !s.path("rw/soft").exists());
+}
+
+#[test]
+fn a_read_grant_does_not_allow_changing_mode_or_times_through_the_descriptor() {
+    let s = Scratch::new("fdmeta");
+    let before = std::fs::metadata(s.path("allowed/file.txt")).unwrap();
+    let pol = s.policy();
+    assert_eq!(
+        probe_under(&pol, "fchmod", &[&p(&s, "allowed/file.txt")]).line(),
+        "err 13"
+    );
+    assert_eq!(
+        probe_under(&pol, "futimens", &[&p(&s, "allowed/file.txt")]).line(),
+        "err 13"
+    );
+    assert_eq!(
+        probe_under(&pol, "chmod", &[&p(&s, "allowed/file.txt")]).line(),
+        "err 13"
+    );
+    let after = std::fs::metadata(s.path("allowed/file.txt")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (before.mode(), before.mtime()),
+        (after.mode(), after.mtime())
+    );
+    // In a write grant they work.
+    std::fs::write(s.path("rw/f"), "x").unwrap();
+    assert_eq!(
+        probe_under(&pol, "fchmod", &[&p(&s, "rw/f")]).line(),
+        "ok 0"
+    );
+    assert_eq!(
+        std::fs::metadata(s.path("rw/f")).unwrap().mode() & 0o777,
+        0o777
+    );
+    assert_eq!(
+        probe_under(&pol, "futimens", &[&p(&s, "rw/f")]).line(),
+        "ok 0"
+    );
+    assert_eq!(std::fs::metadata(s.path("rw/f")).unwrap().mtime(), 1);
+}
