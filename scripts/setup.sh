@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install what building and testing the broker needs on a fresh Debian machine, then build.
+# Idempotent: packages already present are not reinstalled.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+dpkg -s libseccomp-dev >/dev/null 2>&1 || need+=(libseccomp-dev)   # links the filter builder
+command -v gcc >/dev/null 2>&1 || need+=(gcc)                        # builds the C test targets
+dpkg -s libc6-dev >/dev/null 2>&1 || need+=(libc6-dev)               # static test targets
+command -v setpriv >/dev/null 2>&1 || need+=(util-linux)             # unprivileged tests, taskset
+command -v bc >/dev/null 2>&1 || need+=(bc)                          # conformance runner
+command -v script >/dev/null 2>&1 || need+=(bsdutils)                # conformance runner (pty)
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+cargo build --workspace --release --locked
