@@ -358,7 +358,11 @@ impl Supervisor {
 
     fn handle(&mut self, n: &Notification, waiters: &mut FifoWaiters) {
         let l = &*self.listener;
-        let reply = self.server.serve(l, n);
+        // A bug in a handler must not take the broker (and with it the target's only way to
+        // open anything) down: that request fails with EIO and serving goes on.
+        let server = &mut self.server;
+        let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.serve(l, n)))
+            .unwrap_or(Reply::Errno(libc::EIO));
         if let Some(d) = self.server.denial.take() {
             if !self.quiet {
                 eprintln!("broker: {d}");
