@@ -179,6 +179,37 @@ int main(int argc, char **argv) {
         printf("ok %ld\n", total);
         return 0;
     }
+    if (!strcmp(c, "flood")) {
+        // Many requests of every kind, allowed and refused, from several threads.
+        thread_path = a; thread_iters = atoi(b);
+        pthread_t t[8];
+        for (int i = 0; i < 8; i++) pthread_create(&t[i], NULL, open_many, NULL);
+        long refused = 0;
+        for (int i = 0; i < thread_iters; i++) {
+            struct stat st;
+            if (open(argv[4], O_RDONLY) < 0) refused++;
+            if (stat(argv[4], &st) < 0) refused++;
+            if (open("/proc/self/fd/0", O_RDONLY) < 0) refused++;
+            if (syscall(SYS_openat, AT_FDCWD, (char *)1, O_RDONLY) < 0) refused++;
+        }
+        long total = 0;
+        for (int i = 0; i < 8; i++) { void *r; pthread_join(t[i], &r); total += (long)r; }
+        printf("ok %ld %ld\n", total, refused);
+        return 0;
+    }
+    if (!strcmp(c, "fifo-flood")) {
+        // More blocking FIFO opens than the broker keeps waiters for: the rest get EAGAIN.
+        static struct stall s; s.fifo = a;
+        int n = atoi(b); pthread_t t;
+        for (int i = 0; i < n; i++) pthread_create(&t, NULL, open_fifo, &s);
+        usleep(500 * 1000);
+        int eagain = 0;
+        for (int i = 0; i < 8; i++) { int fd = open(a, O_RDONLY | O_NONBLOCK); if (fd >= 0) close(fd); }
+        errno = 0; if (open(a, O_RDONLY) < 0 && errno == EAGAIN) eagain = 1;
+        printf("ok %d\n", eagain);
+        fflush(stdout);
+        _exit(0);
+    }
     if (!strcmp(c, "race")) {
         // Another thread rewrites the path buffer between allowed and secret while we open it.
         const char *paths[2] = {a, b};
