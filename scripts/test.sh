@@ -10,6 +10,6 @@ cargo clippy --workspace --all-targets --release --locked -- -D warnings
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace --release --locked 2>&1 | tee "$log" || status=$?
+cargo test --workspace --release --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

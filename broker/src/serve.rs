@@ -113,7 +113,6 @@ pub struct Server {
     pub policy: Arc<Policy>,
     pub deny_errno: i32,
     path_buf: Vec<u8>,
-    path_buf2: Vec<u8>,
     /// Denials produced by the last call to [`Server::serve`].
     pub denial: Option<Denial>,
     /// A FIFO open the last call deferred.
@@ -149,7 +148,6 @@ impl Server {
             policy: Arc::new(policy),
             deny_errno,
             path_buf: Vec::with_capacity(crate::path::PATH_MAX),
-            path_buf2: Vec::with_capacity(crate::path::PATH_MAX),
             denial: None,
             fifo: None,
         }
@@ -231,33 +229,38 @@ impl Server {
     }
 
     /// Read the path at `addr` and resolve it against `dirfd` as the target's kernel state has
-    /// it. `empty_ok`: an empty path means the dirfd itself (AT_EMPTY_PATH); returns `None` then.
+    /// it. An empty path is `ENOENT`; `need` is what the caller will ask of it (for refusals).
     fn resolve(
         &mut self,
         l: &Listener,
         n: &Notification,
         dirfd: i32,
         addr: u64,
-        second: bool,
-        empty_ok: bool,
+        need: Need,
+    ) -> Result<Target, Stop> {
+        self.resolve_or_empty(l, n, dirfd, addr, need)?
+            .ok_or(Stop::Errno(libc::ENOENT))
+    }
+
+    /// Like [`Server::resolve`], but an empty path (AT_EMPTY_PATH) gives `None`: the call is
+    /// about `dirfd` itself.
+    fn resolve_or_empty(
+        &mut self,
+        l: &Listener,
+        n: &Notification,
+        dirfd: i32,
+        addr: u64,
+        need: Need,
     ) -> Result<Option<Target>, Stop> {
-        let buf = if second {
-            &mut self.path_buf2
-        } else {
-            &mut self.path_buf
-        };
-        memory::read_cstring(n.pid, addr, buf)?;
+        memory::read_cstring(n.pid, addr, &mut self.path_buf)?;
         if !l.id_valid(n.id) {
             return Err(Stop::Gone);
         }
-        if buf.is_empty() {
-            return if empty_ok {
-                Ok(None)
-            } else {
-                Err(Stop::Errno(libc::ENOENT))
-            };
+        let raw = &self.path_buf;
+        if raw.is_empty() {
+            return Ok(None);
         }
-        let base = if buf[0] == b'/' {
+        let base = if raw[0] == b'/' {
             None
         } else {
             let base = dir_path(n.pid, dirfd)?;
@@ -267,12 +270,21 @@ impl Server {
             }
             Some(base)
         };
-        let norm = NormPath::new(base.as_deref(), buf).ok_or(Stop::Errno(libc::ENOTDIR))?;
-        let norm = proc_view(norm, n.pid)?;
-        Ok(Some(Target {
-            given: buf.clone(),
+        let norm = NormPath::new(base.as_deref(), raw).ok_or(Stop::Errno(libc::ENOTDIR))?;
+        let t = Target {
+            given: raw.clone(),
             norm,
-        }))
+        };
+        match proc_view(&t.norm, n.pid)? {
+            ProcView::Unchanged => Ok(Some(t)),
+            ProcView::Rewritten(norm) => Ok(Some(Target { norm, ..t })),
+            ProcView::Broker => Err(self.deny(
+                n,
+                &t,
+                need,
+                "the broker's own /proc entries are never served".into(),
+            )),
+        }
     }
 
     /// Record a refusal for the denial line and turn it into `errno`.
@@ -423,9 +435,6 @@ impl Server {
         if flags & !KNOWN_OPEN_FLAGS != 0 || flags & libc::O_ACCMODE == libc::O_ACCMODE {
             return Err(Stop::Errno(libc::EINVAL));
         }
-        let t = self
-            .resolve(l, n, dirfd, addr, false, false)?
-            .expect("non-empty");
         let cloexec = flags & libc::O_CLOEXEC != 0;
         let path_only = flags & libc::O_PATH != 0;
         let writes = !path_only
@@ -433,6 +442,7 @@ impl Server {
                 || flags & (libc::O_CREAT | libc::O_TRUNC) != 0
                 || flags & libc::O_TMPFILE == libc::O_TMPFILE);
         let need = if writes { Need::Write } else { Need::Read };
+        let t = self.resolve(l, n, dirfd, addr, need)?;
         if flags & libc::O_TMPFILE == libc::O_TMPFILE {
             let reason = "O_TMPFILE is not brokered".into();
             return Err(self.refuse(n, &t, need, reason, libc::EOPNOTSUPP));
@@ -549,7 +559,8 @@ impl Server {
         }
         let nofollow = flags & libc::AT_SYMLINK_NOFOLLOW != 0;
         let empty_ok = flags & libc::AT_EMPTY_PATH != 0;
-        let fd = match self.resolve(l, n, dirfd, addr, false, empty_ok)? {
+        let fd = match self.resolve_or_empty(l, n, dirfd, addr, Need::Meta)? {
+            None if !empty_ok => return Err(Stop::Errno(libc::ENOENT)),
             None => target_fd(n.pid, dirfd)?,
             Some(t) => self.open_meta(n, &t, nofollow)?,
         };
@@ -592,16 +603,17 @@ impl Server {
             return Err(Stop::Errno(libc::EINVAL));
         }
         let nofollow = flags & libc::AT_SYMLINK_NOFOLLOW != 0;
-        let fd = match self.resolve(l, n, dirfd, addr, false, flags & libc::AT_EMPTY_PATH != 0)? {
+        let need = if mode & libc::W_OK != 0 {
+            Need::Write
+        } else if mode & libc::R_OK != 0 {
+            Need::Read
+        } else {
+            Need::Meta
+        };
+        let fd = match self.resolve_or_empty(l, n, dirfd, addr, need)? {
+            None if flags & libc::AT_EMPTY_PATH == 0 => return Err(Stop::Errno(libc::ENOENT)),
             None => target_fd(n.pid, dirfd)?,
             Some(t) => {
-                let need = if mode & libc::W_OK != 0 {
-                    Need::Write
-                } else if mode & libc::R_OK != 0 {
-                    Need::Read
-                } else {
-                    Need::Meta
-                };
                 if need != Need::Meta {
                     let policy = Arc::clone(&self.policy);
                     self.decide_granted(&policy, n, &t, need)?;
@@ -634,9 +646,7 @@ impl Server {
         if size <= 0 {
             return Err(Stop::Errno(libc::EINVAL));
         }
-        let t = self
-            .resolve(l, n, dirfd, addr, false, false)?
-            .expect("non-empty");
+        let t = self.resolve(l, n, dirfd, addr, Need::Meta)?;
         let mut target = if is_own_exe(t.norm.as_bytes(), n.pid) {
             // The target may learn where its own program lives (static glibc asks at start-up).
             sys::readlink(&sys::cstring(format!("/proc/{}/exe", n.pid).as_bytes())?)?
@@ -653,9 +663,7 @@ impl Server {
     }
 
     fn chdir(&mut self, l: &Listener, n: &Notification, addr: u64) -> Served {
-        let t = self
-            .resolve(l, n, libc::AT_FDCWD, addr, false, false)?
-            .expect("non-empty");
+        let t = self.resolve(l, n, libc::AT_FDCWD, addr, Need::Meta)?;
         let fd = self.open_meta(n, &t, false)?;
         if sys::file_type(&sys::fstat(fd.as_fd())?) != libc::S_IFDIR {
             return Err(Stop::Errno(libc::ENOTDIR));
@@ -687,9 +695,7 @@ impl Server {
         addr: u64,
         mode: u32,
     ) -> Served {
-        let t = self
-            .resolve(l, n, dirfd, addr, false, false)?
-            .expect("non-empty");
+        let t = self.resolve(l, n, dirfd, addr, Need::Write)?;
         let (parent, name) = self.write_entry(n, &t)?;
         let name = sys::cstring(name.as_bytes())?;
         // SAFETY: our own descriptor and a NUL-terminated single component.
@@ -711,9 +717,7 @@ impl Server {
         if flags & !libc::AT_REMOVEDIR != 0 {
             return Err(Stop::Errno(libc::EINVAL));
         }
-        let t = self
-            .resolve(l, n, dirfd, addr, false, false)?
-            .expect("non-empty");
+        let t = self.resolve(l, n, dirfd, addr, Need::Write)?;
         let (parent, name) = self.write_entry(n, &t)?;
         let name = sys::cstring(name.as_bytes())?;
         // SAFETY: as in mkdir.
@@ -737,12 +741,8 @@ impl Server {
         if flags & !(libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE) != 0 {
             return Err(Stop::Errno(libc::EINVAL));
         }
-        let from = self
-            .resolve(l, n, olddir, old, false, false)?
-            .expect("non-empty");
-        let to = self
-            .resolve(l, n, newdir, new, true, false)?
-            .expect("non-empty");
+        let from = self.resolve(l, n, olddir, old, Need::Write)?;
+        let to = self.resolve(l, n, newdir, new, Need::Write)?;
         let (fp, fname) = self.write_entry(n, &from)?;
         let (tp, tname) = self.write_entry(n, &to)?;
         let (fname, tname) = (
@@ -807,12 +807,21 @@ impl Server {
     }
 }
 
+/// What [`proc_view`] makes of a path.
+enum ProcView {
+    Unchanged,
+    /// `/proc/self/...` or `/proc/thread-self/...`, rewritten to the target's own pid.
+    Rewritten(NormPath),
+    /// An entry of the broker's own process.
+    Broker,
+}
+
 /// Paths under /proc name processes from the caller's point of view: `/proc/self` is the
 /// target, not the broker. The broker's own entries are never served, whatever the policy says
 /// (its memory, descriptors and environment are exactly what a sandbox must not reach).
-fn proc_view(norm: NormPath, tid: u32) -> Result<NormPath, Stop> {
+fn proc_view(norm: &NormPath, tid: u32) -> Result<ProcView, Stop> {
     let Some(rest) = crate::path::strip_base(norm.as_bytes(), b"/proc") else {
-        return Ok(norm);
+        return Ok(ProcView::Unchanged);
     };
     let (first, tail) = match rest.iter().position(|&c| c == b'/') {
         Some(i) => (&rest[..i], &rest[i..]),
@@ -826,22 +835,21 @@ fn proc_view(norm: NormPath, tid: u32) -> Result<NormPath, Stop> {
                 .ok()
                 .and_then(|p| p.parse::<u32>().ok())
                 .is_some_and(|p| {
-                    std::path::Path::new(&format!("/proc/self/task/{p}")).exists()
-                        || p == std::process::id()
+                    p == std::process::id()
+                        || std::path::Path::new(&format!("/proc/self/task/{p}")).exists()
                 });
-            return if is_broker {
-                Err(Stop::Errno(libc::EACCES))
+            return Ok(if is_broker {
+                ProcView::Broker
             } else {
-                Ok(norm)
-            };
+                ProcView::Unchanged
+            });
         }
     };
     let mut path = head.into_bytes();
     path.extend_from_slice(tail);
-    let trailing = norm.trailing_slash;
     let mut out = NormPath::new(None, &path).ok_or(Stop::Errno(libc::ENOENT))?;
-    out.trailing_slash = trailing;
-    Ok(out)
+    out.trailing_slash = norm.trailing_slash;
+    Ok(ProcView::Rewritten(out))
 }
 
 /// The process a thread belongs to.

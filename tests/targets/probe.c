@@ -74,6 +74,10 @@ int main(int argc, char **argv) {
     const char *a = argc > 2 ? argv[2] : "";
     const char *b = argc > 3 ? argv[3] : "";
     if (!strcmp(c, "read")) return report_fd(open(a, O_RDONLY));
+    if (!strcmp(c, "read-ppid")) {
+        char path[64]; snprintf(path, sizeof path, "/proc/%d/%s", getppid(), a);
+        return report_fd(open(path, O_RDONLY));
+    }
     if (!strcmp(c, "read-raw")) return report_fd(syscall(SYS_open, a, O_RDONLY));
     if (!strcmp(c, "write")) {
         int fd = open(a, O_WRONLY | O_CREAT | O_TRUNC, 0644);

@@ -289,3 +289,26 @@ fn static_and_dynamic_targets_are_both_served() {
         assert_eq!(r.line(), "err 13", "static={static_}: {r:?}");
     }
 }
+
+#[test]
+fn proc_self_is_the_target_and_the_brokers_proc_is_never_served() {
+    let s = Scratch::new("proc");
+    let mut pol = s.policy();
+    pol.extend(["--allow-read".into(), "/proc/**".into()]);
+    let r = probe_under(&pol, "read", &["/proc/self/comm"]);
+    assert_eq!(r.line(), "ok probe", "{r:?}");
+    for entry in ["environ", "status", "mem"] {
+        let r = probe_under(&pol, "read-ppid", &[entry]);
+        assert_eq!(r.line(), "err 13", "{entry}: {r:?}");
+        assert!(
+            r.stderr
+                .contains("the broker's own /proc entries are never served"),
+            "{r:?}"
+        );
+    }
+    // Magic links are never followed, even under a /proc grant.
+    let r = probe_under(&pol, "read", &["/proc/self/root/etc/hostname"]);
+    assert!(r.line().starts_with("err"), "{r:?}");
+    let r = probe_under(&pol, "read", &["/proc/self/fd/0"]);
+    assert!(r.line().starts_with("err"), "{r:?}");
+}
