@@ -500,7 +500,8 @@ const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 const LOAD: u32 = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
 const RET: u32 = libc::BPF_RET | libc::BPF_K;
 
-/// Checks that must win over libseccomp's allow rules, run before its program. Each compares
+/// Checks that must win over libseccomp's allow rules, run before its program. Jump offsets
+/// count from the next instruction: 14 refuses with EPERM, 15 is libseccomp's first. Each compares
 /// the low 32 bits only, as the kernel does for these `int` arguments, so setting the high bits
 /// cannot dodge them. Falls through to libseccomp's program (which does the full arch checks).
 fn guard_prefix() -> Vec<libc::sock_filter> {
@@ -510,17 +511,26 @@ fn guard_prefix() -> Vec<libc::sock_filter> {
         /* 1 */ jeq(AUDIT_ARCH_X86_64, 1, 0),
         /* 2 */ stmt(RET, libc::SECCOMP_RET_KILL_PROCESS),
         /* 3 */ stmt(LOAD, 0), // nr
-        /* 4 */ jeq(libc::SYS_ioctl as u32, 0, 3),
+        /* 4 */ jeq(libc::SYS_ioctl as u32, 0, 6),
         /* 5 */ stmt(LOAD, arg_low(1)),
-        /* 6 */ jeq(libc::TIOCSTI as u32, 4, 0),
-        /* 7 */ jeq(libc::TIOCLINUX as u32, 3, 4),
-        /* 8 */ jeq(libc::SYS_prctl as u32, 0, 3),
-        /* 9 */ stmt(LOAD, arg_low(0)),
-        /* 10 */ jeq(libc::PR_SET_SECCOMP as u32, 0, 1),
-        /* 11 */ stmt(RET, eperm),
-        // 12: libseccomp's program follows
+        /* 6 */ jeq(libc::TIOCSTI as u32, 7, 0),
+        /* 7 */ jeq(libc::TIOCLINUX as u32, 6, 0),
+        // Inode flags (chattr) act on the file whatever access the descriptor has.
+        /* 8 */
+        jeq(FS_IOC_SETFLAGS, 5, 0),
+        /* 9 */ jeq(FS_IOC32_SETFLAGS, 4, 0),
+        /* 10 */ jeq(FS_IOC_FSSETXATTR, 3, 4),
+        /* 11 */ jeq(libc::SYS_prctl as u32, 0, 3),
+        /* 12 */ stmt(LOAD, arg_low(0)),
+        /* 13 */ jeq(libc::PR_SET_SECCOMP as u32, 0, 1),
+        /* 14 */ stmt(RET, eperm),
+        // 15: libseccomp's program follows
     ]
 }
+
+const FS_IOC_SETFLAGS: u32 = 0x4008_6602;
+const FS_IOC32_SETFLAGS: u32 = 0x4004_6602;
+const FS_IOC_FSSETXATTR: u32 = 0x401c_5820;
 
 /// Export `ctx` as raw BPF instructions behind [`guard_prefix`], ready for
 /// `seccomp(SECCOMP_SET_MODE_FILTER)`.

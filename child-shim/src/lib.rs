@@ -9,7 +9,10 @@
 //! 1. reset signal dispositions and the signal mask inherited from the broker;
 //! 2. `setsid`, so the target has no controlling terminal to push keystrokes into (TIOCSTI);
 //! 3. `PR_SET_PDEATHSIG(SIGKILL)`, then check the broker did not already die;
-//! 4. `PR_SET_NO_NEW_PRIVS`, then restrict itself with the broker's Landlock ruleset, if any;
+//! 4. `PR_SET_NO_NEW_PRIVS`; drop every capability (bounding set, ambient set, then effective,
+//!    permitted and inheritable, with `SECBIT_NOROOT` so a uid-0 exec regains none): the broker
+//!    opens files, so the target needs no privilege of its own; then restrict itself with the
+//!    broker's Landlock ruleset, if any;
 //! 5. move the channel to [`protocol::CHANNEL_FD`] and the error pipe to `CHANNEL_FD + 1`,
 //!    close every other descriptor above 2, and install the filter with
 //!    `SECCOMP_FILTER_FLAG_NEW_LISTENER`;
@@ -36,6 +39,7 @@ pub enum ShimStage {
     AwaitGo = 7,
     Exec = 8,
     Landlock = 9,
+    Capabilities = 10,
 }
 
 impl ShimStage {
@@ -50,6 +54,7 @@ impl ShimStage {
             7 => Self::AwaitGo,
             8 => Self::Exec,
             9 => Self::Landlock,
+            10 => Self::Capabilities,
             _ => return None,
         })
     }
@@ -66,6 +71,7 @@ impl ShimStage {
             Self::AwaitGo => "wait for the broker",
             Self::Exec => "execute the program",
             Self::Landlock => "restrict itself with Landlock",
+            Self::Capabilities => "drop its capabilities",
         }
     }
 }
@@ -184,6 +190,9 @@ impl ExecPlan {
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
             fail(self.error_pipe, ShimStage::NoNewPrivs);
         }
+        if drop_capabilities() < 0 {
+            fail(self.error_pipe, ShimStage::Capabilities);
+        }
         if let Some(ruleset) = self.landlock {
             if libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0) < 0 {
                 fail(self.error_pipe, ShimStage::Landlock);
@@ -242,6 +251,53 @@ impl ExecPlan {
         );
         fail(ERROR_PIPE_FD, ShimStage::Exec);
     }
+}
+
+const PR_CAPBSET_DROP: libc::c_int = 24;
+const PR_SET_SECUREBITS: libc::c_int = 28;
+const PR_CAP_AMBIENT: libc::c_int = 47;
+const PR_CAP_AMBIENT_CLEAR_ALL: libc::c_ulong = 4;
+/// SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP | its lock.
+const SECURE_NOROOT: libc::c_ulong = 0x0f;
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// Drop every capability for good. Bounding-set and securebits changes need CAP_SETPCAP, which
+/// an unprivileged broker's child lacks (and then has nothing to drop): their errors are
+/// ignored. Clearing the effective, permitted and inheritable sets always succeeds.
+unsafe fn drop_capabilities() -> libc::c_long {
+    libc::prctl(PR_SET_SECUREBITS, SECURE_NOROOT, 0, 0, 0);
+    for cap in 0..64 {
+        libc::prctl(PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
+    }
+    libc::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let header = Header {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [
+        Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        },
+        Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        },
+    ];
+    libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr())
 }
 
 unsafe fn reset_signals() {

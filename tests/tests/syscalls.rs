@@ -31,6 +31,7 @@ fn namespaces_and_nested_listeners_are_refused() {
     refused("unshare", "err 1");
     refused("clone-ns", "err 1");
     refused("seccomp", "err 1");
+    refused("prctl-seccomp", "err 1");
     // clone3 hides its flags from the filter: ENOSYS, so that libc falls back to clone.
     refused("clone3", "err 38");
 }
@@ -45,6 +46,11 @@ fn sockets_are_refused_but_socketpair_works() {
 #[test]
 fn terminal_injection_is_refused_even_with_high_bits_set() {
     refused("tiocsti", "err 1");
+}
+
+#[test]
+fn other_ioctls_and_prctls_still_work() {
+    refused("ioctl-prctl-ok", "ok 3 renamed");
 }
 
 #[test]
@@ -63,4 +69,17 @@ fn foreign_architecture_and_x32_calls_kill_the_target() {
         assert!(!r.stdout.contains("survived"), "{action}: {r:?}");
         assert_eq!(r.code, Some(128 + libc::SIGSYS), "{action}: {r:?}");
     }
+}
+
+#[test]
+fn the_target_has_no_capabilities_even_when_the_broker_is_root() {
+    refused("caps", "ok 0 0 0");
+}
+
+#[test]
+fn inode_flags_cannot_be_changed_through_a_read_only_descriptor() {
+    let s = Scratch::new("chattr");
+    let f = s.path("allowed/file.txt").display().to_string();
+    let r = probe_under(&s.policy(), "chattr", &[&f]);
+    assert_eq!(r.line(), "err 1", "{r:?}");
 }
