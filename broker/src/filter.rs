@@ -352,9 +352,9 @@ const NAMESPACE_FLAGS: &[u64] = &[
 /// Why the filter could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum FilterError {
-    #[error("seccomp filter: {0}")]
+    #[error("seccomp filter")]
     Seccomp(#[from] libseccomp::error::SeccompError),
-    #[error("seccomp filter export: {0}")]
+    #[error("seccomp filter export")]
     Export(#[from] std::io::Error),
 }
 

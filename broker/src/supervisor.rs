@@ -30,7 +30,7 @@ pub const FORWARDED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGH
 pub enum SuperviseError {
     #[error(transparent)]
     Filter(#[from] filter::FilterError),
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Setup {
         what: &'static str,
         #[source]
@@ -42,7 +42,7 @@ pub enum SuperviseError {
         "the kernel lacks seccomp user notification with descriptor injection (Linux 5.14+): {0}"
     )]
     Unsupported(io::Error),
-    #[error("cannot execute {program}: {source}")]
+    #[error("cannot execute {program}")]
     Exec {
         program: String,
         #[source]

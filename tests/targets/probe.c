@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
@@ -77,6 +78,26 @@ int main(int argc, char **argv) {
     if (!strcmp(c, "read-ppid")) {
         char path[64]; snprintf(path, sizeof path, "/proc/%d/%s", getppid(), a);
         return report_fd(open(path, O_RDONLY));
+    }
+    if (!strcmp(c, "page-edge")) {
+        // The path's NUL is the last byte before an inaccessible page: it must still be read.
+        long pg = sysconf(_SC_PAGESIZE);
+        char *m = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        mprotect(m + pg, pg, PROT_NONE);
+        size_t len = strlen(a) + 1;
+        memcpy(m + pg - len, a, len);
+        return report_fd(open(m + pg - len, O_RDONLY));
+    }
+    if (!strcmp(c, "page-nonul")) {
+        // No NUL before an inaccessible page: EFAULT, and the broker carries on.
+        long pg = sysconf(_SC_PAGESIZE);
+        char *m = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        mprotect(m + pg, pg, PROT_NONE);
+        memset(m, '/', pg);
+        int r1 = open(m + pg - 100, O_RDONLY), e1 = errno;
+        int r2 = open((char *)8, O_RDONLY), e2 = errno;
+        printf("ok %d %d %d %d\n", r1, e1, r2, e2);
+        return report_fd(open(a, O_RDONLY));
     }
     if (!strcmp(c, "read-raw")) return report_fd(syscall(SYS_open, a, O_RDONLY));
     if (!strcmp(c, "write")) {

@@ -312,3 +312,19 @@ fn proc_self_is_the_target_and_the_brokers_proc_is_never_served() {
     let r = probe_under(&pol, "read", &["/proc/self/fd/0"]);
     assert!(r.line().starts_with("err"), "{r:?}");
 }
+
+#[test]
+fn hostile_path_memory_is_read_safely() {
+    let s = Scratch::new("pages");
+    let f = p(&s, "allowed/file.txt");
+    assert_eq!(
+        probe_under(&s.policy(), "page-edge", &[&f]).line(),
+        "ok allowed-content"
+    );
+    let r = probe_under(&s.policy(), "page-nonul", &[&f]);
+    assert_eq!(
+        r.stdout.lines().collect::<Vec<_>>(),
+        ["ok -1 14 -1 14", "ok allowed-content"],
+        "{r:?}"
+    );
+}

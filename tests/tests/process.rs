@@ -31,6 +31,15 @@ fn not_found_is_127_not_executable_is_126_bad_flags_125() {
     assert_eq!(r.code, Some(126), "{r:?}");
     let r = broker(["--", "/tmp"]);
     assert_eq!(r.code, Some(126), "{r:?}");
+    std::fs::write(s.path("rw/garbage"), "not a program").unwrap();
+    std::fs::set_permissions(
+        s.path("rw/garbage"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let r = broker(["--", &s.path("rw/garbage").display().to_string()]);
+    assert_eq!(r.code, Some(126), "{r:?}");
+    assert_eq!(r.stderr.matches("Exec format error").count(), 1, "{r:?}");
     let r = broker(["--bogus-flag", "--", "/bin/true"]);
     assert_eq!(r.code, Some(125), "{r:?}");
     assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
@@ -136,6 +145,17 @@ fn real_programs_run_unmodified() {
     let r = broker(["--", "cat", &s.path("secret.txt").display().to_string()]);
     assert_eq!(r.code, Some(1), "{r:?}");
     assert!(!r.stdout.contains(&s.token));
+}
+
+#[test]
+fn scripts_run_with_their_interpreter_allowance() {
+    let s = Scratch::new("script");
+    let script = s.path("rw/job.sh");
+    std::fs::write(&script, "#!/bin/sh\necho \"hello from $0\"\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let r = broker(["--", &script.display().to_string()]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(r.stdout, format!("hello from {}\n", script.display()));
 }
 
 #[test]
