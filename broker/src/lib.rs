@@ -7,6 +7,7 @@
 //! - [`serve`]: turning each intercepted call into a reply under the policy.
 //! - [`runtime`]: the default read-only allowance for the dynamic loader.
 
+pub mod elf;
 pub mod errno;
 pub mod fifo;
 pub mod filter;

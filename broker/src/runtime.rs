@@ -8,8 +8,9 @@
 //! A `#!` script gets its interpreter's allowance plus the script itself. Static binaries get
 //! nothing. Libraries a program `dlopen`s at run time are not included.
 //!
-//! The target binary is untrusted input: it is parsed by `goblin`, bounded in size, and a
-//! malformed file just yields no allowance (the target then fails to load, visibly).
+//! The target binary is untrusted input: [`crate::elf`] reads only the headers it needs, with
+//! bounded sizes, and a malformed file just yields no allowance (the target then fails to load,
+//! visibly).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::ffi::OsStr;
@@ -42,8 +43,6 @@ const HWCAPS: &[&str] = &[
     "glibc-hwcaps/x86-64-v3",
     "glibc-hwcaps/x86-64-v2",
 ];
-/// Larger files are not parsed (no library is this big; a hostile target might be).
-const MAX_ELF: u64 = 512 << 20;
 /// At most this many objects are followed, whatever the dependency graph looks like.
 const MAX_OBJECTS: usize = 512;
 
@@ -123,38 +122,14 @@ struct Object {
 
 impl Object {
     fn load(path: &Path) -> Option<Object> {
-        if std::fs::metadata(path).ok()?.len() > MAX_ELF {
-            return None;
-        }
-        let bytes = std::fs::read(path).ok()?;
-        // goblin is fuzzed, but this is a hostile file: a panic must not take the broker down.
-        let parsed = std::panic::catch_unwind(|| {
-            let elf = goblin::elf::Elf::parse(&bytes).ok()?;
-            let split = |v: &[&str]| {
-                v.iter()
-                    .flat_map(|s| s.split(':'))
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect::<Vec<_>>()
-            };
-            Some((
-                elf.interpreter.map(PathBuf::from),
-                elf.libraries
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>(),
-                split(&elf.rpaths),
-                split(&elf.runpaths),
-            ))
-        })
-        .ok()??;
+        let d = crate::elf::read(path)?;
         let canonical = std::fs::canonicalize(path).ok()?;
         Some(Object {
             dir: canonical.parent()?.to_path_buf(),
-            interp: parsed.0,
-            needed: parsed.1,
-            rpath: parsed.2,
-            runpath: parsed.3,
+            interp: d.interp,
+            needed: d.needed,
+            rpath: d.rpath,
+            runpath: d.runpath,
         })
     }
 
