@@ -281,45 +281,42 @@ impl Policy {
         &self.rules
     }
 
-    /// Decide `need` on `path`. Among the rules that match and grant, the one with the longest
-    /// base wins (the most specific); a FIFO rule wins over a read or write rule on one path.
+    /// Decide `need` on `path`. The most specific matching rules (those whose base is longest:
+    /// an exact rule on a file beats any tree above it) decide alone, so a read-only subtree
+    /// inside a write tree stays read-only. Among equally specific rules, any that grants the
+    /// access allows it, a FIFO rule first.
     pub fn decide(&self, path: &NormPath, need: Need) -> PolicyDecision<'_> {
         let bytes = path.as_bytes();
-        let mut best: Option<(&Rule, &[u8])> = None;
-        let mut refused: Option<&Rule> = None;
-        for rule in &self.rules {
-            let Some(rest) = rule.matches(bytes) else {
-                continue;
-            };
-            if !rule.grants(need) {
-                refused = Some(rule);
-                continue;
+        let matching: Vec<(&Rule, &[u8])> = self
+            .rules
+            .iter()
+            .filter_map(|r| r.matches(bytes).map(|rest| (r, rest)))
+            .collect();
+        let Some(closest) = matching.iter().map(|(_, rest)| rest.len()).min() else {
+            if need == Need::Meta && self.rules.iter().any(|r| r.is_below(bytes)) {
+                return PolicyDecision::Ancestor;
             }
-            let better = match best {
-                None => true,
-                Some((b, brest)) => {
-                    rest.len() < brest.len() || (rest.len() == brest.len() && rule.kind > b.kind)
-                }
-            };
-            if better {
-                best = Some((rule, rest));
+            return PolicyDecision::Deny(DenyReason::NoRule);
+        };
+        let specific = matching.iter().filter(|(_, rest)| rest.len() == closest);
+        let granting = specific
+            .clone()
+            .filter(|(r, _)| r.grants(need))
+            .max_by_key(|(r, _)| r.kind);
+        match granting {
+            Some(&(rule, rest)) => {
+                let rest = match &rule.anchor {
+                    Anchor::File { name, .. } => name.clone(),
+                    _ if rest.is_empty() => OsString::from("."),
+                    _ => OsStr::from_bytes(rest).to_os_string(),
+                };
+                PolicyDecision::Allow(Grant { rule, rest })
+            }
+            None => {
+                let (rule, _) = specific.clone().next().expect("closest exists");
+                PolicyDecision::Deny(DenyReason::AccessNotGranted(rule.pattern.clone()))
             }
         }
-        if let Some((rule, rest)) = best {
-            let rest = match &rule.anchor {
-                Anchor::File { name, .. } => name.clone(),
-                _ if rest.is_empty() => OsString::from("."),
-                _ => OsStr::from_bytes(rest).to_os_string(),
-            };
-            return PolicyDecision::Allow(Grant { rule, rest });
-        }
-        if let Some(rule) = refused {
-            return PolicyDecision::Deny(DenyReason::AccessNotGranted(rule.pattern.clone()));
-        }
-        if need == Need::Meta && self.rules.iter().any(|r| r.is_below(bytes)) {
-            return PolicyDecision::Ancestor;
-        }
-        PolicyDecision::Deny(DenyReason::NoRule)
     }
 }
 
@@ -381,4 +378,80 @@ pub fn open_ancestor(path: &NormPath, nofollow: bool) -> io::Result<OwnedFd> {
     let c = sys::cstring(path.as_bytes())?;
     let flags = libc::O_PATH | if nofollow { libc::O_NOFOLLOW } else { 0 };
     sys::openat2(None, &c, flags, 0, libc::RESOLVE_NO_MAGICLINKS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("policy-unit-{}", std::process::id()));
+        std::fs::create_dir_all(d.join("data/sub")).unwrap();
+        std::fs::write(d.join("data/sub/f"), "x").unwrap();
+        d
+    }
+
+    fn decide(p: &Policy, path: &Path, need: Need) -> String {
+        let n = NormPath::new(None, path.as_os_str().as_bytes()).unwrap();
+        match p.decide(&n, need) {
+            PolicyDecision::Allow(g) => {
+                format!("allow {} {}", g.rule.pattern, g.rest.to_string_lossy())
+            }
+            PolicyDecision::Ancestor => "ancestor".into(),
+            PolicyDecision::Deny(r) => format!("deny {r}"),
+        }
+    }
+
+    #[test]
+    fn the_most_specific_rule_wins_in_both_directions() {
+        let d = scratch();
+        let tree = format!("{}/data/**", d.display());
+        let sub = format!("{}/data/sub/**", d.display());
+        let mut p = Policy::new();
+        p.push(Rule::new(RuleKind::Write, RuleOrigin::User, &tree).unwrap());
+        p.push(Rule::new(RuleKind::Read, RuleOrigin::User, &sub).unwrap());
+        let f = d.join("data/sub/f");
+        assert_eq!(decide(&p, &f, Need::Read), format!("allow {sub} f"));
+        // A read-only subtree inside a write tree stays read-only.
+        assert_eq!(
+            decide(&p, &f, Need::Write),
+            format!("deny rule {sub} grants read only")
+        );
+        assert_eq!(
+            decide(&p, &d.join("data/g"), Need::Write),
+            format!("allow {tree} g")
+        );
+        assert_eq!(
+            decide(&p, &d.join("data"), Need::Read),
+            format!("allow {tree} .")
+        );
+        assert_eq!(decide(&p, &d, Need::Meta), "ancestor");
+        assert_eq!(decide(&p, &d, Need::Read), "deny no rule grants it");
+        assert_eq!(
+            decide(&p, &d.join("datax"), Need::Meta),
+            "deny no rule grants it"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn rule_patterns_are_checked() {
+        assert!(matches!(
+            Rule::new(RuleKind::Read, RuleOrigin::User, "rel/x"),
+            Err(PolicyError::Relative(_))
+        ));
+        assert!(matches!(
+            Rule::new(RuleKind::Read, RuleOrigin::User, "/a/*.txt"),
+            Err(PolicyError::Pattern(_))
+        ));
+        assert!(matches!(
+            Rule::new(RuleKind::Read, RuleOrigin::User, "/a\0b"),
+            Err(PolicyError::Nul(_))
+        ));
+        let missing = Rule::new(RuleKind::Read, RuleOrigin::User, "/nonexistent/dir/**").unwrap();
+        assert_eq!(
+            missing.missing().and_then(|e| e.raw_os_error()),
+            Some(libc::ENOENT)
+        );
+    }
 }

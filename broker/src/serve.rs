@@ -481,8 +481,13 @@ impl Server {
             // target's own blocking mode is restored before the descriptor is handed over.
             (flags & !libc::O_CLOEXEC) | libc::O_NOCTTY | libc::O_NONBLOCK
         };
+        let mode = if flags & libc::O_CREAT != 0 {
+            creation_mode(n.pid, mode)?
+        } else {
+            0
+        };
         let fd = grant
-            .open(open_flags, mode & 0o777, resolve)
+            .open(open_flags, mode, resolve)
             .map_err(|e| self.walk_error(n, t, need, e))?;
         let st = sys::fstat(fd.as_fd())?;
         if sys::file_type(&st) == libc::S_IFIFO && flags & libc::O_PATH == 0 {
@@ -698,10 +703,10 @@ impl Server {
         let t = self.resolve(l, n, dirfd, addr, Need::Write)?;
         let (parent, name) = self.write_entry(n, &t)?;
         let name = sys::cstring(name.as_bytes())?;
+        let mode = creation_mode(n.pid, mode)?;
         // SAFETY: our own descriptor and a NUL-terminated single component.
         sys::cvt(
-            unsafe { libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), mode & 0o777) }
-                as libc::c_long,
+            unsafe { libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), mode) } as libc::c_long,
         )?;
         Ok(Reply::Value(0))
     }
@@ -854,11 +859,22 @@ fn proc_view(norm: &NormPath, tid: u32) -> Result<ProcView, Stop> {
 
 /// The process a thread belongs to.
 fn tgid_of(tid: u32) -> Result<u32, Stop> {
+    status_field(tid, "Tgid:", 10)
+}
+
+/// The permission bits a file or directory created for `tid` gets: the mode it asked for, less
+/// its own umask (the broker's umask, applied by the kernel too, can only narrow further).
+fn creation_mode(tid: u32, mode: u32) -> Result<u32, Stop> {
+    Ok(mode & 0o777 & !status_field(tid, "Umask:", 8)?)
+}
+
+/// A numeric field of `/proc/<tid>/status`.
+fn status_field(tid: u32, field: &str, radix: u32) -> Result<u32, Stop> {
     let status = std::fs::read_to_string(format!("/proc/{tid}/status"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("Tgid:"))
-        .and_then(|v| v.trim().parse().ok())
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| u32::from_str_radix(v.trim(), radix).ok())
         .ok_or(Stop::Errno(libc::ESRCH))
 }
 

@@ -164,6 +164,15 @@ int main(int argc, char **argv) {
         buf[n] = 0; printf("ok %s\n", buf); return 0;
     }
     if (!strcmp(c, "mkdir")) return result(mkdir(a, 0755));
+    if (!strcmp(c, "umask-create")) {
+        // The target's own umask applies to what the broker creates for it.
+        umask(077);
+        int fd = open(a, O_WRONLY | O_CREAT, 0666);
+        if (fd < 0 || mkdir(b, 0777) < 0) return result(-1);
+        struct stat f, d; stat(a, &f); stat(b, &d);
+        printf("ok %o %o\n", f.st_mode & 0777, d.st_mode & 0777);
+        return 0;
+    }
     if (!strcmp(c, "unlink")) return result(unlink(a));
     if (!strcmp(c, "rmdir")) return result(rmdir(a));
     if (!strcmp(c, "rename")) return result(rename(a, b));

@@ -154,3 +154,14 @@ fn a_read_grant_does_not_allow_changing_mode_or_times_through_the_descriptor() {
     );
     assert_eq!(std::fs::metadata(s.path("rw/f")).unwrap().mtime(), 1);
 }
+
+#[test]
+fn created_files_honour_the_targets_umask() {
+    let s = Scratch::new("umask");
+    let r = probe_under(
+        &s.policy(),
+        "umask-create",
+        &[&p(&s, "rw/f"), &p(&s, "rw/d")],
+    );
+    assert_eq!(r.line(), "ok 600 700", "{r:?}");
+}
