@@ -244,6 +244,18 @@ int main(int argc, char **argv) {
         fflush(stdout);
         _exit(0);
     }
+    if (!strcmp(c, "loop-read")) {
+        // Read PATH N times; count successes and reads that saw a token.
+        int n = atoi(b), ok = 0, leaked = 0;
+        for (int i = 0; i < n; i++) {
+            int fd = open(a, O_RDONLY);
+            if (fd < 0) continue;
+            char buf[256] = {0}; read(fd, buf, sizeof buf - 1); close(fd); ok++;
+            if (strstr(buf, "TOKEN")) leaked++;
+        }
+        printf("ok %d leaked %d\n", ok, leaked);
+        return 0;
+    }
     if (!strcmp(c, "race")) {
         // Another thread rewrites the path buffer between allowed and secret while we open it.
         const char *paths[2] = {a, b};
