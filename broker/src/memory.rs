@@ -76,41 +76,37 @@ pub fn read_cstring(pid: u32, addr: u64, buf: &mut Vec<u8>) -> io::Result<()> {
 
 /// Read exactly `out.len()` bytes at `addr`.
 pub fn read_exact(pid: u32, addr: u64, out: &mut [u8]) -> io::Result<()> {
-    let local = libc::iovec {
-        iov_base: out.as_mut_ptr().cast(),
-        iov_len: out.len(),
-    };
-    let remote = libc::iovec {
-        iov_base: addr as *mut libc::c_void,
-        iov_len: out.len(),
-    };
-    // SAFETY: local describes out.
-    let n = unsafe { libc::process_vm_readv(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if n as usize != out.len() {
-        return Err(io::Error::from_raw_os_error(libc::EFAULT));
-    }
-    Ok(())
+    transfer(pid, addr, out.as_mut_ptr(), out.len(), false)
 }
 
 /// Write all of `data` at `addr` in the target.
 pub fn write_all(pid: u32, addr: u64, data: &[u8]) -> io::Result<()> {
+    transfer(pid, addr, data.as_ptr() as *mut u8, data.len(), true)
+}
+
+/// One whole transfer between our `local` bytes and the target's `addr`; short is EFAULT.
+fn transfer(pid: u32, addr: u64, local: *mut u8, len: usize, write: bool) -> io::Result<()> {
     let local = libc::iovec {
-        iov_base: data.as_ptr() as *mut libc::c_void,
-        iov_len: data.len(),
+        iov_base: local.cast(),
+        iov_len: len,
     };
     let remote = libc::iovec {
         iov_base: addr as *mut libc::c_void,
-        iov_len: data.len(),
+        iov_len: len,
     };
-    // SAFETY: local describes data; the kernel only reads it.
-    let n = unsafe { libc::process_vm_writev(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
+    let pid = pid as libc::pid_t;
+    // SAFETY: local describes len bytes the caller owns (only read by the kernel for a write).
+    let n = unsafe {
+        if write {
+            libc::process_vm_writev(pid, &local, 1, &remote, 1, 0)
+        } else {
+            libc::process_vm_readv(pid, &local, 1, &remote, 1, 0)
+        }
+    };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    if n as usize != data.len() {
+    if n as usize != len {
         return Err(io::Error::from_raw_os_error(libc::EFAULT));
     }
     Ok(())

@@ -118,6 +118,11 @@ impl Scratch {
         self.dir.join(rel)
     }
 
+    /// [`Scratch::path`] as a command-line argument.
+    pub fn arg(&self, rel: &str) -> String {
+        self.dir.join(rel).display().to_string()
+    }
+
     /// `DIR/**` pattern for a subdirectory.
     pub fn tree(&self, rel: &str) -> String {
         format!("{}/**", self.dir.join(rel).display())

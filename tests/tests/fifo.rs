@@ -6,10 +6,6 @@ use std::time::{Duration, Instant};
 
 use broker_tests::*;
 
-fn p(s: &Scratch, rel: &str) -> String {
-    s.path(rel).display().to_string()
-}
-
 #[test]
 fn target_reads_from_an_allowed_fifo() {
     let s = Scratch::new("fifo-read");
@@ -19,7 +15,7 @@ fn target_reads_from_an_allowed_fifo() {
         let mut f = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
         f.write_all(b"job-1").unwrap();
     });
-    let r = probe_under(&s.policy(), "fifo-read", &[&p(&s, "in")]);
+    let r = probe_under(&s.policy(), "fifo-read", &[&s.arg("in")]);
     writer.join().unwrap();
     assert_eq!(r.line(), "ok job-1", "{r:?}");
 }
@@ -34,7 +30,7 @@ fn target_writes_to_an_allowed_fifo() {
         f.read_to_string(&mut out).unwrap();
         out
     });
-    let r = probe_under(&s.policy(), "fifo-write", &[&p(&s, "in"), "result-1"]);
+    let r = probe_under(&s.policy(), "fifo-write", &[&s.arg("in"), "result-1"]);
     assert_eq!(r.line(), "ok 8", "{r:?}");
     assert_eq!(reader.join().unwrap(), "result-1");
 }
@@ -46,14 +42,14 @@ fn a_fifo_rule_on_a_regular_file_or_symlink_is_refused() {
     std::os::unix::fs::symlink(s.path("secret.txt"), s.path("fifolink")).unwrap();
     let pol = vec![
         "--allow-fifo".to_string(),
-        p(&s, "notfifo"),
+        s.arg("notfifo"),
         "--allow-fifo".to_string(),
-        p(&s, "fifolink"),
+        s.arg("fifolink"),
     ];
-    let r = probe_under(&pol, "read", &[&p(&s, "notfifo")]);
+    let r = probe_under(&pol, "read", &[&s.arg("notfifo")]);
     assert_eq!(r.line(), "err 13", "{r:?}");
     assert!(r.stderr.contains("not a FIFO"), "{r:?}");
-    let r = probe_under(&pol, "read", &[&p(&s, "fifolink")]);
+    let r = probe_under(&pol, "read", &[&s.arg("fifolink")]);
     assert!(r.line().starts_with("err"), "{r:?}");
     assert!(!r.stdout.contains(&s.token));
 }
@@ -63,7 +59,7 @@ fn a_read_rule_does_not_open_a_fifo() {
     let s = Scratch::new("fifo-readrule");
     mkfifo(&s.path("allowed/pipe"));
     let start = Instant::now();
-    let r = probe_under(&s.policy(), "read", &[&p(&s, "allowed/pipe")]);
+    let r = probe_under(&s.policy(), "read", &[&s.arg("allowed/pipe")]);
     assert_eq!(r.line(), "err 13", "{r:?}");
     assert!(r.stderr.contains("is a FIFO"), "{r:?}");
     assert!(start.elapsed() < Duration::from_secs(20));
@@ -77,7 +73,7 @@ fn a_blocked_fifo_open_stalls_nothing_and_dies_with_the_target() {
     let r = probe_under(
         &s.policy(),
         "fifo-stall",
-        &[&p(&s, "in"), &p(&s, "allowed/file.txt")],
+        &[&s.arg("in"), &s.arg("allowed/file.txt")],
     );
     assert_eq!(r.line(), "ok allowed-content", "{r:?}");
     assert_eq!(r.code, Some(0), "{r:?}");

@@ -3,53 +3,49 @@
 
 use broker_tests::*;
 
-fn p(s: &Scratch, rel: &str) -> String {
-    s.path(rel).display().to_string()
-}
-
 #[test]
 fn stat_access_and_readlink_follow_the_policy() {
     let s = Scratch::new("stat");
     let pol = s.policy();
     assert_eq!(
-        probe_under(&pol, "stat", &[&p(&s, "allowed/file.txt")]).line(),
+        probe_under(&pol, "stat", &[&s.arg("allowed/file.txt")]).line(),
         "ok 16"
     );
     assert_eq!(
-        probe_under(&pol, "stat", &[&p(&s, "secret.txt")]).line(),
+        probe_under(&pol, "stat", &[&s.arg("secret.txt")]).line(),
         "err 13"
     );
     // Directories above a grant may be stat'ed (realpath walks them), not their other entries.
-    assert!(probe_under(&pol, "stat", &[&p(&s, "")])
+    assert!(probe_under(&pol, "stat", &[&s.arg("")])
         .line()
         .starts_with("ok"));
     assert_eq!(
-        probe_under(&pol, "stat", &[&p(&s, "outside")]).line(),
+        probe_under(&pol, "stat", &[&s.arg("outside")]).line(),
         "err 13"
     );
     // stat follows symlinks only inside the tree; lstat sees the link itself.
     assert_eq!(
-        probe_under(&pol, "stat", &[&p(&s, "allowed/link")]).line(),
+        probe_under(&pol, "stat", &[&s.arg("allowed/link")]).line(),
         "err 13"
     );
     assert_eq!(
-        probe_under(&pol, "lstat", &[&p(&s, "allowed/link")]).line(),
+        probe_under(&pol, "lstat", &[&s.arg("allowed/link")]).line(),
         format!("ok {}", libc::S_IFLNK)
     );
     assert_eq!(
-        probe_under(&pol, "readlink", &[&p(&s, "allowed/link")]).line(),
+        probe_under(&pol, "readlink", &[&s.arg("allowed/link")]).line(),
         "ok ../secret.txt"
     );
     assert_eq!(
-        probe_under(&pol, "access", &[&p(&s, "allowed/file.txt"), "4"]).line(),
+        probe_under(&pol, "access", &[&s.arg("allowed/file.txt"), "4"]).line(),
         "ok 0"
     );
     assert_eq!(
-        probe_under(&pol, "access", &[&p(&s, "allowed/file.txt"), "2"]).line(),
+        probe_under(&pol, "access", &[&s.arg("allowed/file.txt"), "2"]).line(),
         "err 13"
     );
     assert_eq!(
-        probe_under(&pol, "access", &[&p(&s, "secret.txt"), "0"]).line(),
+        probe_under(&pol, "access", &[&s.arg("secret.txt"), "0"]).line(),
         "err 13"
     );
 }
@@ -58,39 +54,39 @@ fn stat_access_and_readlink_follow_the_policy() {
 fn write_trees_allow_mkdir_unlink_rename_and_nothing_else_does() {
     let s = Scratch::new("dirs");
     let pol = s.policy();
-    assert_eq!(probe_under(&pol, "mkdir", &[&p(&s, "rw/d")]).line(), "ok 0");
+    assert_eq!(probe_under(&pol, "mkdir", &[&s.arg("rw/d")]).line(), "ok 0");
     assert!(s.path("rw/d").is_dir());
     std::fs::write(s.path("rw/a"), "a").unwrap();
     assert_eq!(
-        probe_under(&pol, "rename", &[&p(&s, "rw/a"), &p(&s, "rw/d/b")]).line(),
+        probe_under(&pol, "rename", &[&s.arg("rw/a"), &s.arg("rw/d/b")]).line(),
         "ok 0"
     );
     assert_eq!(std::fs::read_to_string(s.path("rw/d/b")).unwrap(), "a");
     assert_eq!(
-        probe_under(&pol, "unlink", &[&p(&s, "rw/d/b")]).line(),
+        probe_under(&pol, "unlink", &[&s.arg("rw/d/b")]).line(),
         "ok 0"
     );
-    assert_eq!(probe_under(&pol, "rmdir", &[&p(&s, "rw/d")]).line(), "ok 0");
+    assert_eq!(probe_under(&pol, "rmdir", &[&s.arg("rw/d")]).line(), "ok 0");
     assert!(!s.path("rw/d").exists());
     // Outside the write tree all of them are refused.
     assert_eq!(
-        probe_under(&pol, "mkdir", &[&p(&s, "allowed/d")]).line(),
+        probe_under(&pol, "mkdir", &[&s.arg("allowed/d")]).line(),
         "err 13"
     );
     assert_eq!(
-        probe_under(&pol, "unlink", &[&p(&s, "allowed/file.txt")]).line(),
+        probe_under(&pol, "unlink", &[&s.arg("allowed/file.txt")]).line(),
         "err 13"
     );
     assert_eq!(
-        probe_under(&pol, "rename", &[&p(&s, "secret.txt"), &p(&s, "rw/stolen")]).line(),
+        probe_under(&pol, "rename", &[&s.arg("secret.txt"), &s.arg("rw/stolen")]).line(),
         "err 13"
     );
     assert_eq!(
-        probe_under(&pol, "rename", &[&p(&s, "rw/x"), &p(&s, "allowed/x")]).line(),
+        probe_under(&pol, "rename", &[&s.arg("rw/x"), &s.arg("allowed/x")]).line(),
         "err 13"
     );
     // The root of the write tree itself cannot be removed.
-    assert!(probe_under(&pol, "rmdir", &[&p(&s, "rw")])
+    assert!(probe_under(&pol, "rmdir", &[&s.arg("rw")])
         .line()
         .starts_with("err"));
     assert_eq!(
@@ -105,11 +101,11 @@ fn links_are_never_created_so_no_hardlink_door_opens() {
     let s = Scratch::new("links");
     let pol = s.policy();
     assert_eq!(
-        probe_under(&pol, "link", &[&p(&s, "secret.txt"), &p(&s, "rw/hard")]).line(),
+        probe_under(&pol, "link", &[&s.arg("secret.txt"), &s.arg("rw/hard")]).line(),
         "err 13"
     );
     assert_eq!(
-        probe_under(&pol, "symlink", &[&p(&s, "secret.txt"), &p(&s, "rw/soft")]).line(),
+        probe_under(&pol, "symlink", &[&s.arg("secret.txt"), &s.arg("rw/soft")]).line(),
         "err 13"
     );
     assert!(!s.path("rw/hard").exists() && !s.path("rw/soft").exists());
@@ -121,15 +117,15 @@ fn a_read_grant_does_not_allow_changing_mode_or_times_through_the_descriptor() {
     let before = std::fs::metadata(s.path("allowed/file.txt")).unwrap();
     let pol = s.policy();
     assert_eq!(
-        probe_under(&pol, "fchmod", &[&p(&s, "allowed/file.txt")]).line(),
+        probe_under(&pol, "fchmod", &[&s.arg("allowed/file.txt")]).line(),
         "err 13"
     );
     assert_eq!(
-        probe_under(&pol, "futimens", &[&p(&s, "allowed/file.txt")]).line(),
+        probe_under(&pol, "futimens", &[&s.arg("allowed/file.txt")]).line(),
         "err 13"
     );
     assert_eq!(
-        probe_under(&pol, "chmod", &[&p(&s, "allowed/file.txt")]).line(),
+        probe_under(&pol, "chmod", &[&s.arg("allowed/file.txt")]).line(),
         "err 13"
     );
     let after = std::fs::metadata(s.path("allowed/file.txt")).unwrap();
@@ -141,7 +137,7 @@ fn a_read_grant_does_not_allow_changing_mode_or_times_through_the_descriptor() {
     // In a write grant they work.
     std::fs::write(s.path("rw/f"), "x").unwrap();
     assert_eq!(
-        probe_under(&pol, "fchmod", &[&p(&s, "rw/f")]).line(),
+        probe_under(&pol, "fchmod", &[&s.arg("rw/f")]).line(),
         "ok 0"
     );
     assert_eq!(
@@ -149,7 +145,7 @@ fn a_read_grant_does_not_allow_changing_mode_or_times_through_the_descriptor() {
         0o777
     );
     assert_eq!(
-        probe_under(&pol, "futimens", &[&p(&s, "rw/f")]).line(),
+        probe_under(&pol, "futimens", &[&s.arg("rw/f")]).line(),
         "ok 0"
     );
     assert_eq!(std::fs::metadata(s.path("rw/f")).unwrap().mtime(), 1);
@@ -161,7 +157,7 @@ fn created_files_honour_the_targets_umask() {
     let r = probe_under(
         &s.policy(),
         "umask-create",
-        &[&p(&s, "rw/f"), &p(&s, "rw/d")],
+        &[&s.arg("rw/f"), &s.arg("rw/d")],
     );
     assert_eq!(r.line(), "ok 600 700", "{r:?}");
 }

@@ -3,21 +3,17 @@
 
 use broker_tests::*;
 
-fn p(s: &Scratch, rel: &str) -> String {
-    s.path(rel).display().to_string()
-}
-
 #[test]
 fn allowed_read_works_and_secret_is_refused() {
     let s = Scratch::new("read");
-    let r = probe_under(&s.policy(), "read", &[&p(&s, "allowed/file.txt")]);
+    let r = probe_under(&s.policy(), "read", &[&s.arg("allowed/file.txt")]);
     assert_eq!(r.line(), "ok allowed-content", "{r:?}");
-    let r = probe_under(&s.policy(), "read", &[&p(&s, "secret.txt")]);
+    let r = probe_under(&s.policy(), "read", &[&s.arg("secret.txt")]);
     assert_eq!(r.line(), "err 13", "{r:?}");
     assert!(!r.stdout.contains(&s.token));
     let want = format!(
         "broker: denied open \"{}\" (read) for pid",
-        p(&s, "secret.txt")
+        s.arg("secret.txt")
     );
     assert!(r.stderr.contains(&want), "{r:?}");
     assert!(r.stderr.contains(": no rule grants it"), "{r:?}");
@@ -28,22 +24,22 @@ fn recursive_rule_matches_on_a_slash_boundary() {
     let s = Scratch::new("boundary");
     std::fs::create_dir(s.path("allowedx")).unwrap();
     std::fs::write(s.path("allowedx/f"), "x").unwrap();
-    let r = probe_under(&s.policy(), "read", &[&p(&s, "allowedx/f")]);
+    let r = probe_under(&s.policy(), "read", &[&s.arg("allowedx/f")]);
     assert_eq!(r.line(), "err 13", "{r:?}");
-    let r = probe_under(&s.policy(), "read", &[&p(&s, "allowed/sub/inner.txt")]);
+    let r = probe_under(&s.policy(), "read", &[&s.arg("allowed/sub/inner.txt")]);
     assert_eq!(r.line(), "ok inner-content", "{r:?}");
 }
 
 #[test]
 fn exact_rule_grants_only_that_file() {
     let s = Scratch::new("exact");
-    let pol = vec!["--allow-read".into(), p(&s, "allowed/file.txt")];
+    let pol = vec!["--allow-read".into(), s.arg("allowed/file.txt")];
     assert_eq!(
-        probe_under(&pol, "read", &[&p(&s, "allowed/file.txt")]).line(),
+        probe_under(&pol, "read", &[&s.arg("allowed/file.txt")]).line(),
         "ok allowed-content"
     );
     assert_eq!(
-        probe_under(&pol, "read", &[&p(&s, "allowed/sub/inner.txt")]).line(),
+        probe_under(&pol, "read", &[&s.arg("allowed/sub/inner.txt")]).line(),
         "err 13"
     );
 }
@@ -56,7 +52,7 @@ fn dot_dot_and_double_slash_are_normalised_before_deciding() {
         "allowed/./../allowed/../secret.txt",
         "allowed/file.txt/../../secret.txt",
     ] {
-        let r = probe_under(&s.policy(), "read", &[&p(&s, path)]);
+        let r = probe_under(&s.policy(), "read", &[&s.arg(path)]);
         assert_eq!(r.line(), "err 13", "{path}: {r:?}");
         assert!(!r.stdout.contains(&s.token));
     }
@@ -72,7 +68,7 @@ fn dot_dot_and_double_slash_are_normalised_before_deciding() {
 fn symlinks_cannot_lead_out_of_the_grant() {
     let s = Scratch::new("symlink");
     for path in ["allowed/link", "allowed/dirlink/secret.txt"] {
-        let r = probe_under(&s.policy(), "read", &[&p(&s, path)]);
+        let r = probe_under(&s.policy(), "read", &[&s.arg(path)]);
         assert_eq!(r.line(), "err 13", "{path}: {r:?}");
         assert!(
             r.stderr
@@ -83,13 +79,13 @@ fn symlinks_cannot_lead_out_of_the_grant() {
     // A symlink inside the tree that stays inside is followed.
     std::os::unix::fs::symlink("sub/inner.txt", s.path("allowed/inlink")).unwrap();
     assert_eq!(
-        probe_under(&s.policy(), "read", &[&p(&s, "allowed/inlink")]).line(),
+        probe_under(&s.policy(), "read", &[&s.arg("allowed/inlink")]).line(),
         "ok inner-content"
     );
     // An absolute symlink, even to an allowed file, is refused: it walks from outside.
     std::os::unix::fs::symlink(s.path("allowed/file.txt"), s.path("allowed/abslink")).unwrap();
     assert_eq!(
-        probe_under(&s.policy(), "read", &[&p(&s, "allowed/abslink")]).line(),
+        probe_under(&s.policy(), "read", &[&s.arg("allowed/abslink")]).line(),
         "err 13"
     );
 }
@@ -100,9 +96,9 @@ fn symlink_planted_in_a_writable_directory_opens_no_door() {
     std::os::unix::fs::symlink(s.path("secret.txt"), s.path("rw/evil")).unwrap();
     std::os::unix::fs::symlink("../secret.txt", s.path("rw/evil2")).unwrap();
     for path in ["rw/evil", "rw/evil2"] {
-        let r = probe_under(&s.policy(), "read", &[&p(&s, path)]);
+        let r = probe_under(&s.policy(), "read", &[&s.arg(path)]);
         assert_eq!(r.line(), "err 13", "{r:?}");
-        let r = probe_under(&s.policy(), "write", &[&p(&s, path), "pwned"]);
+        let r = probe_under(&s.policy(), "write", &[&s.arg(path), "pwned"]);
         assert!(r.line().starts_with("err"), "{r:?}");
     }
     assert_eq!(
@@ -111,7 +107,7 @@ fn symlink_planted_in_a_writable_directory_opens_no_door() {
     );
     // Dangling symlink + O_CREAT must not create a file outside either.
     std::os::unix::fs::symlink("../outside/created", s.path("rw/dangling")).unwrap();
-    let r = probe_under(&s.policy(), "write", &[&p(&s, "rw/dangling"), "x"]);
+    let r = probe_under(&s.policy(), "write", &[&s.arg("rw/dangling"), "x"]);
     assert!(r.line().starts_with("err"), "{r:?}");
     assert!(!s.path("outside/created").exists());
 }
@@ -121,36 +117,36 @@ fn dirfd_and_cwd_relative_opens_resolve_against_the_real_directory() {
     let s = Scratch::new("relative");
     let pol = s.policy();
     assert_eq!(
-        probe_under(&pol, "openat", &[&p(&s, "allowed"), "file.txt"]).line(),
+        probe_under(&pol, "openat", &[&s.arg("allowed"), "file.txt"]).line(),
         "ok allowed-content"
     );
     assert_eq!(
-        probe_under(&pol, "openat", &[&p(&s, "allowed"), "../secret.txt"]).line(),
+        probe_under(&pol, "openat", &[&s.arg("allowed"), "../secret.txt"]).line(),
         "err 13"
     );
     assert_eq!(
-        probe_under(&pol, "chdir-read", &[&p(&s, "allowed"), "sub/inner.txt"]).line(),
+        probe_under(&pol, "chdir-read", &[&s.arg("allowed"), "sub/inner.txt"]).line(),
         "ok inner-content"
     );
     assert_eq!(
-        probe_under(&pol, "chdir-read", &[&p(&s, "allowed/sub"), "../file.txt"]).line(),
+        probe_under(&pol, "chdir-read", &[&s.arg("allowed/sub"), "../file.txt"]).line(),
         "ok allowed-content"
     );
     assert_eq!(
-        probe_under(&pol, "chdir-read", &[&p(&s, "allowed"), "../secret.txt"]).line(),
+        probe_under(&pol, "chdir-read", &[&s.arg("allowed"), "../secret.txt"]).line(),
         "err 13"
     );
     assert_eq!(
-        probe_under(&pol, "fchdir-read", &[&p(&s, "allowed"), "file.txt"]).line(),
+        probe_under(&pol, "fchdir-read", &[&s.arg("allowed"), "file.txt"]).line(),
         "ok allowed-content"
     );
     assert_eq!(
-        probe_under(&pol, "fchdir-read", &[&p(&s, "allowed"), "../secret.txt"]).line(),
+        probe_under(&pol, "fchdir-read", &[&s.arg("allowed"), "../secret.txt"]).line(),
         "err 13"
     );
     // chdir into a directory no rule covers is refused.
     assert_eq!(
-        probe_under(&pol, "chdir-read", &[&p(&s, "outside"), "x"]).line(),
+        probe_under(&pol, "chdir-read", &[&s.arg("outside"), "x"]).line(),
         "err 13"
     );
 }
@@ -160,27 +156,27 @@ fn openat2_is_brokered_with_its_own_checks() {
     let s = Scratch::new("openat2");
     let pol = s.policy();
     assert_eq!(
-        probe_under(&pol, "openat2", &[&p(&s, "allowed/file.txt"), "0"]).line(),
+        probe_under(&pol, "openat2", &[&s.arg("allowed/file.txt"), "0"]).line(),
         "ok allowed-content"
     );
     assert_eq!(
-        probe_under(&pol, "openat2", &[&p(&s, "secret.txt"), "0"]).line(),
+        probe_under(&pol, "openat2", &[&s.arg("secret.txt"), "0"]).line(),
         "err 13"
     );
     // RESOLVE_NO_SYMLINKS (0x04) is honoured on top of the broker's own walk.
     std::os::unix::fs::symlink("sub/inner.txt", s.path("allowed/inlink")).unwrap();
     assert_eq!(
-        probe_under(&pol, "openat2", &[&p(&s, "allowed/inlink"), "4"]).line(),
+        probe_under(&pol, "openat2", &[&s.arg("allowed/inlink"), "4"]).line(),
         "err 40"
     );
     // RESOLVE_IN_ROOT (0x10) is relative to the caller's dirfd: refused, not approximated.
     assert_eq!(
-        probe_under(&pol, "openat2", &[&p(&s, "allowed/file.txt"), "16"]).line(),
+        probe_under(&pol, "openat2", &[&s.arg("allowed/file.txt"), "16"]).line(),
         "err 22"
     );
     // A larger struct with a non-zero unknown tail: E2BIG, like the kernel.
     assert_eq!(
-        probe_under(&pol, "openat2-big", &[&p(&s, "allowed/file.txt")]).line(),
+        probe_under(&pol, "openat2-big", &[&s.arg("allowed/file.txt")]).line(),
         "err 7"
     );
 }
@@ -188,7 +184,7 @@ fn openat2_is_brokered_with_its_own_checks() {
 #[test]
 fn unknown_and_contradictory_open_flags_are_refused() {
     let s = Scratch::new("flags");
-    let f = p(&s, "allowed/file.txt");
+    let f = s.arg("allowed/file.txt");
     // O_ACCMODE both bits set.
     assert_eq!(
         probe_under(&s.policy(), "open-flags", &[&f, "3"]).line(),
@@ -206,7 +202,7 @@ fn unknown_and_contradictory_open_flags_are_refused() {
     );
     // O_TMPFILE is not brokered.
     assert_eq!(
-        probe_under(&s.policy(), "open-flags", &[&p(&s, "rw"), "0x410002"]).line(),
+        probe_under(&s.policy(), "open-flags", &[&s.arg("rw"), "0x410002"]).line(),
         "err 95"
     );
     assert_eq!(
@@ -218,7 +214,7 @@ fn unknown_and_contradictory_open_flags_are_refused() {
 #[test]
 fn close_on_exec_is_kept_and_never_invented_and_blocking_mode_is_restored() {
     let s = Scratch::new("cloexec");
-    let f = p(&s, "allowed/file.txt");
+    let f = s.arg("allowed/file.txt");
     assert_eq!(probe_under(&s.policy(), "cloexec", &[&f]).line(), "ok 1 0");
     assert_eq!(probe_under(&s.policy(), "nonblock", &[&f]).line(), "ok 0");
 }
@@ -226,18 +222,18 @@ fn close_on_exec_is_kept_and_never_invented_and_blocking_mode_is_restored() {
 #[test]
 fn write_rules_create_truncate_and_read_rules_do_not() {
     let s = Scratch::new("write");
-    let r = probe_under(&s.policy(), "write", &[&p(&s, "rw/out.txt"), "hello"]);
+    let r = probe_under(&s.policy(), "write", &[&s.arg("rw/out.txt"), "hello"]);
     assert_eq!(r.line(), "ok 5", "{r:?}");
     assert_eq!(
         std::fs::read_to_string(s.path("rw/out.txt")).unwrap(),
         "hello"
     );
-    let r = probe_under(&s.policy(), "write", &[&p(&s, "allowed/file.txt"), "x"]);
+    let r = probe_under(&s.policy(), "write", &[&s.arg("allowed/file.txt"), "x"]);
     assert_eq!(r.line(), "err 13", "{r:?}");
     assert!(r.stderr.contains("grants read only"), "{r:?}");
-    let r = probe_under(&s.policy(), "append", &[&p(&s, "allowed/file.txt"), "x"]);
+    let r = probe_under(&s.policy(), "append", &[&s.arg("allowed/file.txt"), "x"]);
     assert_eq!(r.line(), "err 13", "{r:?}");
-    let r = probe_under(&s.policy(), "write", &[&p(&s, "outside/new"), "x"]);
+    let r = probe_under(&s.policy(), "write", &[&s.arg("outside/new"), "x"]);
     assert_eq!(r.line(), "err 13");
     assert!(!s.path("outside/new").exists());
     assert_eq!(
@@ -251,7 +247,7 @@ fn deny_errno_and_quiet_change_how_refusals_look() {
     let s = Scratch::new("errno");
     let mut pol = s.policy();
     pol.extend(["--deny-errno".into(), "ENOENT".into(), "--quiet".into()]);
-    let r = probe_under(&pol, "read", &[&p(&s, "secret.txt")]);
+    let r = probe_under(&pol, "read", &[&s.arg("secret.txt")]);
     assert_eq!(r.line(), "err 2", "{r:?}");
     assert!(!r.stderr.contains("denied"), "{r:?}");
 }
@@ -259,7 +255,7 @@ fn deny_errno_and_quiet_change_how_refusals_look() {
 #[test]
 fn a_missing_file_in_a_granted_tree_is_enoent_not_a_denial() {
     let s = Scratch::new("enoent");
-    let r = probe_under(&s.policy(), "read", &[&p(&s, "allowed/nope")]);
+    let r = probe_under(&s.policy(), "read", &[&s.arg("allowed/nope")]);
     assert_eq!(r.line(), "err 2", "{r:?}");
     assert!(!r.stderr.contains("denied"), "{r:?}");
 }
@@ -270,7 +266,7 @@ fn racing_path_rewrites_never_open_the_secret() {
     let r = probe_under(
         &s.policy(),
         "race",
-        &[&p(&s, "allowed/file.txt"), &p(&s, "secret.txt")],
+        &[&s.arg("allowed/file.txt"), &s.arg("secret.txt")],
     );
     assert!(
         r.line().starts_with("ok opened") && r.line().ends_with("leaked 0"),
@@ -283,9 +279,9 @@ fn racing_path_rewrites_never_open_the_secret() {
 fn static_and_dynamic_targets_are_both_served() {
     let s = Scratch::new("static");
     for static_ in [false, true] {
-        let r = probe_under_as(&s.policy(), static_, "read", &[&p(&s, "allowed/file.txt")]);
+        let r = probe_under_as(&s.policy(), static_, "read", &[&s.arg("allowed/file.txt")]);
         assert_eq!(r.line(), "ok allowed-content", "static={static_}: {r:?}");
-        let r = probe_under_as(&s.policy(), static_, "read-raw", &[&p(&s, "secret.txt")]);
+        let r = probe_under_as(&s.policy(), static_, "read-raw", &[&s.arg("secret.txt")]);
         assert_eq!(r.line(), "err 13", "static={static_}: {r:?}");
     }
 }
@@ -316,7 +312,7 @@ fn proc_self_is_the_target_and_the_brokers_proc_is_never_served() {
 #[test]
 fn hostile_path_memory_is_read_safely() {
     let s = Scratch::new("pages");
-    let f = p(&s, "allowed/file.txt");
+    let f = s.arg("allowed/file.txt");
     assert_eq!(
         probe_under(&s.policy(), "page-edge", &[&f]).line(),
         "ok allowed-content"
@@ -358,7 +354,7 @@ fn renames_racing_the_brokers_open_never_lead_outside() {
             swaps
         })
     };
-    let r = probe_under(&s.policy(), "loop-read", &[&p(&s, "allowed/d/f"), "3000"]);
+    let r = probe_under(&s.policy(), "loop-read", &[&s.arg("allowed/d/f"), "3000"]);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let swaps = swapper.join().unwrap();
     assert!(
