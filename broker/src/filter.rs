@@ -495,7 +495,7 @@ const fn arg_low(i: u32) -> u32 {
 }
 
 /// EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE (linux/audit.h).
-const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 
 const LOAD: u32 = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
 const RET: u32 = libc::BPF_RET | libc::BPF_K;

@@ -157,6 +157,10 @@ impl Server {
     pub fn serve(&mut self, l: &Listener, n: &Notification) -> Reply {
         self.denial = None;
         self.fifo = None;
+        // The filter kills other architectures before they reach us; do not rely on it alone.
+        if n.arch != crate::filter::AUDIT_ARCH_X86_64 {
+            return Reply::Errno(libc::ENOSYS);
+        }
         let a = n.args;
         let nr = n.nr as i64;
         let r = match nr {
@@ -525,6 +529,9 @@ impl Server {
         }
         if flags & libc::O_PATH != 0 {
             return Ok(Reply::Fd { fd: fifo, cloexec });
+        }
+        if flags & libc::O_DIRECTORY != 0 {
+            return Err(Stop::Errno(libc::ENOTDIR));
         }
         if flags & (libc::O_CREAT | libc::O_EXCL) == libc::O_CREAT | libc::O_EXCL {
             return Err(Stop::Errno(libc::EEXIST));
