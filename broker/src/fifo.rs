@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::notify::Listener;
-use crate::serve::{reopen_fifo, FifoOpen};
+use crate::serve::{reopen, FifoOpen};
 
 /// At most this many FIFO opens wait at once; further ones fail with `EAGAIN`.
 pub const MAX_WAITERS: usize = 64;
@@ -120,7 +120,7 @@ fn wait_and_inject(listener: &Listener, shutdown: &AtomicBool, open: FifoOpen) {
         if shutdown.load(Ordering::Acquire) || !listener.id_valid(open.id) {
             return;
         }
-        match reopen_fifo(open.fifo.as_fd(), open.flags) {
+        match reopen(open.fifo.as_fd(), open.flags) {
             Ok(fd) => {
                 if let Err(e) = listener.inject_and_send(open.id, fd.as_fd(), open.cloexec) {
                     let _ = listener.respond(open.id, 0, -crate::sys::errno_of(&e), 0);

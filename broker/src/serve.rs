@@ -6,7 +6,7 @@
 //! act through the rule's anchor. Nothing here trusts target memory after it was copied.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
@@ -82,6 +82,8 @@ const PASSTHROUGH_RESOLVE: u64 =
 struct Target {
     given: Vec<u8>,
     norm: NormPath,
+    /// The path names one of the caller's own descriptors (`/dev/stdout`, `/proc/self/fd/N`).
+    own_fd: Option<i32>,
 }
 
 /// Why resolving an argument ended the request early.
@@ -275,13 +277,19 @@ impl Server {
             Some(base)
         };
         let norm = NormPath::new(base.as_deref(), raw).ok_or(Stop::Errno(libc::ENOTDIR))?;
+        let norm = dev_fd_alias(norm);
         let t = Target {
             given: raw.clone(),
             norm,
+            own_fd: None,
         };
         match proc_view(&t.norm, n.pid)? {
             ProcView::Unchanged => Ok(Some(t)),
             ProcView::Rewritten(norm) => Ok(Some(Target { norm, ..t })),
+            ProcView::OwnFd(fd) => Ok(Some(Target {
+                own_fd: Some(fd),
+                ..t
+            })),
             ProcView::Broker => Err(self.deny(
                 n,
                 &t,
@@ -447,12 +455,73 @@ impl Server {
                 || flags & libc::O_TMPFILE == libc::O_TMPFILE);
         let need = if writes { Need::Write } else { Need::Read };
         let t = self.resolve(l, n, dirfd, addr, need)?;
+        if let Some(fd) = t.own_fd {
+            return self.reopen_own(l, n, &t, fd, flags, need, cloexec);
+        }
         if flags & libc::O_TMPFILE == libc::O_TMPFILE {
             let reason = "O_TMPFILE is not brokered".into();
             return Err(self.refuse(n, &t, need, reason, libc::EOPNOTSUPP));
         }
         let policy = Arc::clone(&self.policy);
         self.open_granted(&policy, n, &t, need, flags, mode, resolve, cloexec)
+    }
+
+    /// Reopen one of the caller's own descriptors (`/dev/stdout`, `/proc/self/fd/N`): allowed
+    /// only with access the descriptor already has, so a read-only descriptor never becomes
+    /// writable and an append-only one never becomes overwritable.
+    #[allow(clippy::too_many_arguments)]
+    fn reopen_own(
+        &mut self,
+        l: &Listener,
+        n: &Notification,
+        t: &Target,
+        fd: i32,
+        flags: i32,
+        need: Need,
+        cloexec: bool,
+    ) -> Served {
+        // Our own duplicate of the caller's open file: a thread swapping descriptor `fd`
+        // meanwhile cannot change what is checked and reopened below.
+        let file = target_file(n.pid, fd)?;
+        if !l.id_valid(n.id) {
+            return Err(Stop::Gone);
+        }
+        // SAFETY: F_GETFL on our own descriptor.
+        let held = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+        let (can_read, can_write) = match held & libc::O_ACCMODE {
+            _ if held & libc::O_PATH != 0 => (false, false),
+            libc::O_RDONLY => (true, false),
+            libc::O_WRONLY => (false, true),
+            _ => (true, true),
+        };
+        let path_only = flags & libc::O_PATH != 0;
+        let acc = flags & libc::O_ACCMODE;
+        let wants_read = !path_only && acc != libc::O_WRONLY;
+        let wants_write = need == Need::Write;
+        if (wants_read && !can_read) || (wants_write && !can_write) {
+            let reason = format!("descriptor {fd} was not opened for {need}");
+            return Err(self.deny(n, t, need, reason));
+        }
+        if wants_write && held & libc::O_APPEND != 0 && flags & libc::O_APPEND == 0 {
+            let reason = format!("descriptor {fd} is append-only");
+            return Err(self.deny(n, t, need, reason));
+        }
+        let open_flags = if path_only {
+            flags & (libc::O_PATH | libc::O_DIRECTORY)
+        } else {
+            // O_NONBLOCK: a pipe whose other end is gone must not hang the broker.
+            (flags & !(libc::O_CLOEXEC | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW))
+                | libc::O_NOCTTY
+                | libc::O_NONBLOCK
+        };
+        let reopened = reopen(file.as_fd(), open_flags)?;
+        if flags & (libc::O_PATH | libc::O_NONBLOCK) == 0 {
+            sys::set_nonblocking(reopened.as_fd(), false)?;
+        }
+        Ok(Reply::Fd {
+            fd: reopened,
+            cloexec,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -536,16 +605,16 @@ impl Server {
         if flags & (libc::O_CREAT | libc::O_EXCL) == libc::O_CREAT | libc::O_EXCL {
             return Err(Stop::Errno(libc::EEXIST));
         }
-        let reopen = flags & (libc::O_ACCMODE | libc::O_NONBLOCK | libc::O_APPEND);
+        let access = flags & (libc::O_ACCMODE | libc::O_NONBLOCK | libc::O_APPEND);
         if flags & libc::O_NONBLOCK != 0 {
             // Does not wait for a peer: answer now.
-            let fd = reopen_fifo(fifo.as_fd(), reopen)?;
+            let fd = reopen(fifo.as_fd(), access)?;
             return Ok(Reply::Fd { fd, cloexec });
         }
         self.fifo = Some(FifoOpen {
             id: n.id,
             fifo,
-            flags: reopen,
+            flags: access,
             cloexec,
         });
         Ok(Reply::Deferred)
@@ -574,6 +643,9 @@ impl Server {
         let fd = match self.resolve_or_empty(l, n, dirfd, addr, Need::Meta)? {
             None if !empty_ok => return Err(Stop::Errno(libc::ENOENT)),
             None => target_fd(n.pid, dirfd)?,
+            Some(Target {
+                own_fd: Some(fd), ..
+            }) => target_fd(n.pid, fd)?,
             Some(t) => self.open_meta(n, &t, nofollow)?,
         };
         let bytes: Vec<u8> = match statx_mask {
@@ -662,6 +734,11 @@ impl Server {
         let mut target = if is_own_exe(t.norm.as_bytes(), n.pid) {
             // The target may learn where its own program lives (static glibc asks at start-up).
             sys::readlink(&sys::cstring(format!("/proc/{}/exe", n.pid).as_bytes())?)?
+        } else if let Some(fd) = t.own_fd {
+            // And what its own descriptors are.
+            sys::readlink(&sys::cstring(
+                format!("/proc/{}/fd/{fd}", n.pid).as_bytes(),
+            )?)?
         } else {
             let fd = self.open_meta(n, &t, true)?;
             sys::readlinkat(Some(fd.as_fd()), c"")?
@@ -787,7 +864,11 @@ impl Server {
         let Some(norm) = NormPath::new(None, &path) else {
             return Err(Stop::Errno(self.deny_errno));
         };
-        let t = Target { given: path, norm };
+        let t = Target {
+            given: path,
+            norm,
+            own_fd: None,
+        };
         let policy = Arc::clone(&self.policy);
         self.decide_granted(&policy, n, &t, Need::Write)?;
         let proc_path = sys::cstring(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())?;
@@ -826,6 +907,8 @@ enum ProcView {
     Rewritten(NormPath),
     /// An entry of the broker's own process.
     Broker,
+    /// `/proc/<caller's pid>/fd/N` (or its thread's): one of the caller's own descriptors.
+    OwnFd(i32),
 }
 
 /// Paths under /proc name processes from the caller's point of view: `/proc/self` is the
@@ -839,29 +922,68 @@ fn proc_view(norm: &NormPath, tid: u32) -> Result<ProcView, Stop> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, &b""[..]),
     };
-    let head = match first {
-        b"self" => format!("/proc/{}", tgid_of(tid)?),
-        b"thread-self" => format!("/proc/{}/task/{tid}", tgid_of(tid)?),
+    let tgid = match first {
+        b"self" | b"thread-self" => tgid_of(tid)?,
         _ => {
-            let is_broker = std::str::from_utf8(first)
+            let Some(pid) = std::str::from_utf8(first)
                 .ok()
                 .and_then(|p| p.parse::<u32>().ok())
-                .is_some_and(|p| {
-                    p == std::process::id()
-                        || std::path::Path::new(&format!("/proc/self/task/{p}")).exists()
-                });
-            return Ok(if is_broker {
-                ProcView::Broker
-            } else {
-                ProcView::Unchanged
-            });
+            else {
+                return Ok(ProcView::Unchanged);
+            };
+            if pid == std::process::id()
+                || std::path::Path::new(&format!("/proc/self/task/{pid}")).exists()
+            {
+                return Ok(ProcView::Broker);
+            }
+            if pid != tgid_of(tid)? {
+                return Ok(ProcView::Unchanged);
+            }
+            pid
         }
+    };
+    let head = if first == b"thread-self" {
+        format!("/proc/{tgid}/task/{tid}")
+    } else {
+        format!("/proc/{tgid}")
     };
     let mut path = head.into_bytes();
     path.extend_from_slice(tail);
+    let own_fd = |p: &[u8]| -> Option<i32> {
+        let rest = p
+            .strip_prefix(format!("/proc/{tgid}/fd/").as_bytes())
+            .or_else(|| p.strip_prefix(format!("/proc/{tgid}/task/{tid}/fd/").as_bytes()))?;
+        std::str::from_utf8(rest).ok()?.parse().ok()
+    };
+    if let Some(fd) = own_fd(&path) {
+        return Ok(ProcView::OwnFd(fd));
+    }
+    if first != b"self" && first != b"thread-self" {
+        return Ok(ProcView::Unchanged);
+    }
     let mut out = NormPath::new(None, &path).ok_or(Stop::Errno(libc::ENOENT))?;
     out.trailing_slash = norm.trailing_slash;
     Ok(ProcView::Rewritten(out))
+}
+
+/// The standard aliases of the caller's own descriptors, as every Linux system links them:
+/// `/dev/stdin`, `/dev/stdout`, `/dev/stderr` and `/dev/fd/N` name `/proc/self/fd/N`.
+fn dev_fd_alias(norm: NormPath) -> NormPath {
+    let b = norm.as_bytes();
+    let fd: Option<&[u8]> = match b {
+        b"/dev/stdin" => Some(b"0"),
+        b"/dev/stdout" => Some(b"1"),
+        b"/dev/stderr" => Some(b"2"),
+        _ => b.strip_prefix(b"/dev/fd/"),
+    };
+    match fd {
+        Some(n) if !n.is_empty() && n.iter().all(u8::is_ascii_digit) => {
+            let mut p = b"/proc/self/fd/".to_vec();
+            p.extend_from_slice(n);
+            NormPath::new(None, &p).unwrap_or(norm)
+        }
+        _ => norm,
+    }
 }
 
 /// The process a thread belongs to.
@@ -892,8 +1014,9 @@ fn is_own_exe(path: &[u8], pid: u32) -> bool {
         || path == format!("/proc/{tgid}/task/{pid}/exe").as_bytes()
 }
 
-/// Reopen a checked FIFO (held as `O_PATH`) with the access the target asked for.
-pub fn reopen_fifo(fifo: BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
+/// Reopen a file the broker holds (a checked FIFO, or a duplicate of a target's descriptor)
+/// through `/proc/self/fd` with the access the target asked for.
+pub fn reopen(fifo: BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
     let path = sys::cstring(format!("/proc/self/fd/{}", fifo.as_raw_fd()).as_bytes())?;
     sys::openat2(None, &path, flags | libc::O_NOCTTY, 0, 0)
 }
@@ -932,6 +1055,27 @@ fn target_fd(pid: u32, fd: i32) -> Result<OwnedFd, Stop> {
             e.into()
         }
     })
+}
+
+/// Our own duplicate of the caller's descriptor `fd` (the same open file description, taken
+/// with `pidfd_getfd`), close-on-exec.
+fn target_file(tid: u32, fd: i32) -> Result<OwnedFd, Stop> {
+    let tgid = tgid_of(tid)?;
+    // SAFETY: pidfd_open and pidfd_getfd return fresh descriptors we own at once.
+    unsafe {
+        let pidfd = sys::cvt(libc::syscall(libc::SYS_pidfd_open, tgid, 0))?;
+        let pidfd = OwnedFd::from_raw_fd(pidfd as i32);
+        match sys::cvt(libc::syscall(
+            libc::SYS_pidfd_getfd,
+            pidfd.as_raw_fd(),
+            fd,
+            0,
+        )) {
+            Ok(file) => Ok(OwnedFd::from_raw_fd(file as i32)),
+            Err(e) if e.raw_os_error() == Some(libc::EBADF) => Err(Stop::Errno(libc::ENOENT)),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 fn as_bytes<T>(v: &T) -> &[u8] {

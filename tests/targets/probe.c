@@ -99,6 +99,22 @@ int main(int argc, char **argv) {
         printf("ok %d %d %d %d\n", r1, e1, r2, e2);
         return report_fd(open(a, O_RDONLY));
     }
+    if (!strcmp(c, "reopen")) {
+        // Reopen an own descriptor through /proc/self/fd and /dev/fd with more and with the
+        // same access: A is a read-only grant, B a file in a write grant.
+        int r = open(a, O_RDONLY), w = open(b, O_WRONLY | O_APPEND);
+        if (r < 0 || w < 0) return result(-1);
+        char p1[64], p2[64];
+        snprintf(p1, sizeof p1, "/proc/self/fd/%d", r);
+        snprintf(p2, sizeof p2, "/dev/fd/%d", w);
+        int up = open(p1, O_RDWR), e1 = errno;
+        int ow = open(p2, O_WRONLY), e2 = errno;
+        int same = open(p1, O_RDONLY), ap = open(p2, O_WRONLY | O_APPEND);
+        char buf[64] = {0}; read(same, buf, sizeof buf - 1);
+        buf[strcspn(buf, "\n")] = 0;
+        printf("ok %d/%d %d/%d %s %d\n", up, e1, ow, e2, buf, ap >= 0);
+        return 0;
+    }
     if (!strcmp(c, "read-raw")) return report_fd(syscall(SYS_open, a, O_RDONLY));
     if (!strcmp(c, "write")) {
         int fd = open(a, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -223,7 +239,7 @@ int main(int argc, char **argv) {
             struct stat st;
             if (open(argv[4], O_RDONLY) < 0) refused++;
             if (stat(argv[4], &st) < 0) refused++;
-            if (open("/proc/self/fd/0", O_RDONLY) < 0) refused++;
+            if (open("/proc/self/environ", O_RDONLY) < 0) refused++;
             if (syscall(SYS_openat, AT_FDCWD, (char *)1, O_RDONLY) < 0) refused++;
         }
         long total = 0;

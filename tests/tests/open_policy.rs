@@ -302,11 +302,12 @@ fn proc_self_is_the_target_and_the_brokers_proc_is_never_served() {
             "{r:?}"
         );
     }
-    // Magic links are never followed, even under a /proc grant.
-    let r = probe_under(&pol, "read", &["/proc/self/root/etc/hostname"]);
-    assert!(r.line().starts_with("err"), "{r:?}");
-    let r = probe_under(&pol, "read", &["/proc/self/fd/0"]);
-    assert!(r.line().starts_with("err"), "{r:?}");
+    // Magic links are never followed, even under a /proc grant (own descriptors are reopened
+    // by their own rules, see own_descriptors_reopen_with_the_access_they_have_and_no_more).
+    for path in ["/proc/self/root/etc/hostname", "/proc/self/cwd/secret.txt"] {
+        let r = probe_under(&pol, "read", &[path]);
+        assert!(r.line().starts_with("err"), "{path}: {r:?}");
+    }
 }
 
 #[test]
@@ -363,4 +364,36 @@ fn renames_racing_the_brokers_open_never_lead_outside() {
     );
     assert!(!r.stdout.contains(&s.token));
     assert!(swaps > 10, "the race did not run ({swaps} swaps)");
+}
+
+#[test]
+fn own_descriptors_reopen_with_the_access_they_have_and_no_more() {
+    let s = Scratch::new("reopen");
+    std::fs::write(s.path("rw/log"), "").unwrap();
+    let r = probe_under(
+        &s.policy(),
+        "reopen",
+        &[&s.arg("allowed/file.txt"), &s.arg("rw/log")],
+    );
+    // A read-only descriptor does not reopen for writing; an append-only one does not reopen
+    // without O_APPEND; the same access works.
+    assert_eq!(r.line(), "ok -1/13 -1/13 allowed-content 1", "{r:?}");
+    assert!(r.stderr.contains("was not opened for write"), "{r:?}");
+    assert!(r.stderr.contains("is append-only"), "{r:?}");
+    assert_eq!(
+        std::fs::read_to_string(s.path("allowed/file.txt")).unwrap(),
+        "allowed-content\n"
+    );
+}
+
+#[test]
+fn dev_stdout_and_stderr_work_without_any_grant() {
+    let s = Scratch::new("stdio");
+    let r = probe_under(&[], "write", &["/dev/stdout", "to-stdout"]);
+    assert!(r.stdout.starts_with("to-stdout"), "{r:?}");
+    let r = probe_under(&[], "write", &["/dev/stderr", "to-stderr"]);
+    assert!(r.stderr.contains("to-stderr"), "{r:?}");
+    // Descriptors the target does not have stay closed doors.
+    let r = probe_under(&s.policy(), "read", &["/dev/fd/9"]);
+    assert_eq!(r.line(), "err 2", "{r:?}");
 }
