@@ -47,6 +47,14 @@ fn the_broker_works_without_privilege() {
     assert_eq!(r.line(), "ok 80", "{r:?}");
     let r = probe_unprivileged(&s, "fifo-stall", &[&p("in"), &p("allowed/file.txt")]);
     assert_eq!(r.line(), "ok allowed-content", "{r:?}");
+    std::fs::write(s.path("rw/log"), "").unwrap();
+    std::fs::set_permissions(
+        s.path("rw/log"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
+    let r = probe_unprivileged(&s, "reopen", &[&p("allowed/file.txt"), &p("rw/log")]);
+    assert_eq!(r.line(), "ok -1/13 -1/13 allowed-content 1", "{r:?}");
 }
 
 #[test]
