@@ -13,6 +13,8 @@ echo "the secret the worker must never see" > "$D/secret.txt"
 mkfifo "$D/run/jobs/in"
 ( sleep 0.3; echo "job 1: classify cat.jpg" > "$D/run/jobs/in" ) &
 
+# LC_ALL=C: the C library would otherwise probe locale files, which this policy does not grant
+# (harmless refusals, but noise in a demo).
 set -x
-"$BROKER" --allow-fifo "$D/run/jobs/in" --allow-read "$D/model/**" -- \
+LC_ALL=C "$BROKER" --allow-fifo "$D/run/jobs/in" --allow-read "$D/model/**" -- \
   cat "$D/run/jobs/in" "$D/model/weights.txt" "$D/secret.txt" || echo "(exit status $?: cat could not read the secret)"

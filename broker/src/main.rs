@@ -122,15 +122,10 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     }
     if !cli.no_default_runtime {
         let ld_path = std::env::var_os("LD_LIBRARY_PATH");
-        let files = broker::runtime::allowance(&program, ld_path.as_deref());
-        let dynamic = !files.is_empty();
-        let files = files.iter().map(|p| p.to_string_lossy().into_owned());
-        let trees = broker::runtime::LOCALE_TREES
-            .iter()
-            .filter(|_| dynamic)
-            .map(|t| t.to_string());
-        for pattern in files.chain(trees) {
-            if let Ok(rule) = Rule::new(RuleKind::Read, RuleOrigin::Runtime, &pattern) {
+        for path in broker::runtime::allowance(&program, ld_path.as_deref()) {
+            if let Ok(rule) =
+                Rule::new(RuleKind::Read, RuleOrigin::Runtime, &path.to_string_lossy())
+            {
                 policy.push(rule);
             }
         }

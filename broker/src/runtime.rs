@@ -4,7 +4,6 @@
 //! the ELF interpreter; `/etc/ld.so.cache` and `/etc/ld.so.preload`; and every shared library
 //! the program needs, found the way glibc's loader finds them (DT_RPATH, LD_LIBRARY_PATH,
 //! DT_RUNPATH with `$ORIGIN`, `/etc/ld.so.cache`, the default directories), transitively.
-//! The C library's locale and gconv data ([`LOCALE_TREES`]) is granted too, so that `setlocale` works.
 //! A `#!` script gets its interpreter's allowance plus the script itself. Static binaries get
 //! nothing. Libraries a program `dlopen`s at run time are not included.
 //!
@@ -16,15 +15,6 @@ use std::collections::{BTreeSet, VecDeque};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-
-/// Public locale and character-set data, granted read-only to every dynamically linked target.
-pub const LOCALE_TREES: &[&str] = &[
-    "/usr/lib/locale/**",
-    "/usr/share/locale/**",
-    "/usr/lib/x86_64-linux-gnu/gconv/**",
-    // A symlink to /etc/locale.alias: as an exact rule it is resolved once, at start-up.
-    "/usr/share/locale/locale.alias",
-];
 
 const LD_SO_CACHE: &str = "/etc/ld.so.cache";
 const LD_SO_PRELOAD: &str = "/etc/ld.so.preload";
