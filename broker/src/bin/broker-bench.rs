@@ -142,7 +142,11 @@ fn run(n: u64) -> String {
     let _ = writeln!(
         s,
         "Method: medians of {rounds} rounds of {n} calls each, all measured in this one run; \
-         open+close is timed inside the target; start-up is the median wall time of 50 runs.\n"
+         open+close is timed inside the target; start-up is the median wall time of 50 runs. \
+         \"Unpinned\" rows let the kernel place broker and target, which on these VMs usually \
+         means a cross-CPU wake-up per request; \"one CPU\" rows run both under `taskset -c 0`, \
+         which isolates the broker's own per-request work. The floor is a minimal supervisor \
+         built into this benchmark that answers a notified `getppid` and does nothing else.\n"
     );
     let _ = writeln!(s, "| what | per call | baseline | ratio |");
     let _ = writeln!(s, "|---|---|---|---|");
