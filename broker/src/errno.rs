@@ -35,6 +35,14 @@ pub fn parse(name: &str) -> Option<i32> {
         .map(|&(_, v)| v)
 }
 
+/// The name of `errno` if it has one here, else the number.
+pub fn name(errno: i32) -> String {
+    NAMES
+        .iter()
+        .find(|&&(_, v)| v == errno)
+        .map_or_else(|| errno.to_string(), |(n, _)| n.to_string())
+}
+
 /// All accepted names, for the error message.
 pub fn names() -> impl Iterator<Item = &'static str> {
     NAMES.iter().map(|(n, _)| *n)

@@ -7,15 +7,19 @@
 //! - [`serve`]: turning each intercepted call into a reply under the policy.
 //! - [`runtime`]: the default read-only allowance for the dynamic loader.
 
+pub mod audit;
+pub mod cli;
 pub mod elf;
 pub mod errno;
 pub mod fifo;
 pub mod filter;
 pub mod landlock;
+pub mod learn;
 pub mod memory;
 pub mod notify;
 pub mod path;
 pub mod policy;
+pub mod policy_file;
 pub mod program;
 pub mod runtime;
 pub mod serve;

@@ -1,60 +1,17 @@
 //! `broker [OPTIONS] -- PROGRAM [ARG...]`: the command-line front of the broker library.
 
-use std::ffi::OsString;
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
+use broker::cli::{Cli, Tool};
 use broker::policy::{Policy, Rule, RuleKind, RuleOrigin};
+use broker::policy_file::PolicyFile;
 use broker::supervisor::{Settings, Supervisor, Target};
 use clap::Parser;
 
 /// Exit status when the broker itself fails (bad flags, set-up error).
 const EXIT_BROKER: u8 = 125;
-
-const EXAMPLES: &str = "\
-Examples:
-  broker --allow-read /etc/hostname -- cat /etc/hostname
-  broker --allow-fifo /run/jobs/in --allow-read '/srv/model/**' -- ./worker --threads 4
-  broker --allow-write \"$PWD/out/**\" --deny-errno ENOENT -- ./grader
-
-Exit status: the target's own; 128+N if signal N killed it; 125 if the broker failed;
-126 if the program cannot be executed; 127 if it was not found.";
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "broker",
-    version,
-    about = "Run a program that may open only the files you allow",
-    after_help = EXAMPLES
-)]
-struct Cli {
-    /// Allow opening PATH read-only. DIR/** allows DIR and everything beneath it.
-    #[arg(long = "allow-read", value_name = "PATH")]
-    allow_read: Vec<String>,
-    /// Allow reading, writing, creating and truncating PATH (same patterns).
-    #[arg(long = "allow-write", value_name = "PATH")]
-    allow_write: Vec<String>,
-    /// Allow opening PATH in the mode asked for, only while PATH is a FIFO.
-    #[arg(long = "allow-fifo", value_name = "PATH")]
-    allow_fifo: Vec<String>,
-    /// The errno refused requests get (a name such as EACCES, EPERM, ENOENT).
-    #[arg(long = "deny-errno", value_name = "NAME", default_value = "EACCES")]
-    deny_errno: String,
-    /// Do not grant the dynamic loader's files (interpreter, ld.so.cache, libraries).
-    #[arg(long = "no-default-runtime")]
-    no_default_runtime: bool,
-    /// Do not print a line for each refused request.
-    #[arg(long, short = 'q')]
-    quiet: bool,
-    /// The program to run and its arguments.
-    #[arg(
-        required = true,
-        last = true,
-        allow_hyphen_values = true,
-        value_name = "PROGRAM"
-    )]
-    command: Vec<OsString>,
-}
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -73,7 +30,11 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_BROKER);
         }
     };
-    match run(cli) {
+    let result = match &cli.tool {
+        Some(tool) => tool_main(tool),
+        None => run(&cli),
+    };
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let code = e
@@ -90,24 +51,70 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<u8> {
-    let deny_errno = broker::errno::parse(&cli.deny_errno).ok_or_else(|| {
-        anyhow!(
-            "unknown errno {:?} for --deny-errno (use one of {})",
-            cli.deny_errno,
-            broker::errno::names().collect::<Vec<_>>().join(", ")
-        )
-    })?;
+fn tool_main(tool: &Tool) -> anyhow::Result<u8> {
+    let mut stdout = std::io::stdout().lock();
+    match tool {
+        Tool::Check { file } => match PolicyFile::load(file) {
+            Ok(policy) => {
+                for w in &policy.warnings {
+                    eprintln!("broker: {w}");
+                }
+                for line in policy.effective_lines() {
+                    writeln!(stdout, "{line}")?;
+                }
+                Ok(0)
+            }
+            Err(e) => {
+                eprintln!("broker: {e}");
+                Ok(1)
+            }
+        },
+        Tool::Man => {
+            stdout.write_all(&broker::cli::man_page()?)?;
+            Ok(0)
+        }
+        Tool::Completions { shell } => {
+            stdout.write_all(&broker::cli::completions(*shell))?;
+            Ok(0)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<u8> {
+    // Warnings about a policy file (missing paths) are `broker check`'s business: a reviewed
+    // policy runs without repeating them.
+    let file = cli.policy.as_deref().map(PolicyFile::load).transpose()?;
+    let deny_errno = match (&cli.deny_errno, file.as_ref().and_then(|f| f.deny_errno)) {
+        (Some(name), _) => broker::errno::parse(name).ok_or_else(|| {
+            anyhow!(
+                "unknown errno {:?} for --deny-errno (use one of {})",
+                name,
+                broker::errno::names().collect::<Vec<_>>().join(", ")
+            )
+        })?,
+        (None, Some(errno)) => errno,
+        (None, None) => libc::EACCES,
+    };
+    let default_runtime = !cli.no_default_runtime
+        && file
+            .as_ref()
+            .and_then(|f| f.default_runtime)
+            .unwrap_or(true);
     let path_env = std::env::var_os("PATH");
     let program = broker::program::find(&cli.command[0], path_env.as_deref())?;
 
     let mut policy = Policy::new();
-    let user_rules = [
+    for spec in file.iter().flat_map(|f| &f.rules) {
+        let rule = Rule::new(spec.kind, RuleOrigin::User, &spec.pattern)
+            .with_context(|| spec.at.to_string())?;
+        policy.push(rule);
+    }
+    let flag_rules = [
         (RuleKind::Read, &cli.allow_read),
         (RuleKind::Write, &cli.allow_write),
         (RuleKind::Fifo, &cli.allow_fifo),
     ];
-    for (kind, patterns) in user_rules {
+    for (kind, patterns) in flag_rules {
         for pattern in patterns {
             let rule = Rule::new(kind, RuleOrigin::User, pattern)
                 .with_context(|| format!("{} {pattern}", kind.flag()))?;
@@ -116,20 +123,37 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     "broker: warning: {} {pattern}: {e}; requests for it will fail",
                     kind.flag()
                 );
+            } else if kind == RuleKind::Fifo && !is_fifo_or_dir(pattern) {
+                eprintln!("broker: warning: --allow-fifo {pattern}: not a FIFO; opening it will be refused");
             }
             policy.push(rule);
         }
     }
-    if !cli.no_default_runtime {
-        let ld_path = std::env::var_os("LD_LIBRARY_PATH");
-        for path in broker::runtime::allowance(&program, ld_path.as_deref()) {
+    let ld_path = std::env::var_os("LD_LIBRARY_PATH");
+    let runtime = broker::runtime::allowance(&program, ld_path.as_deref());
+    if default_runtime {
+        for path in &runtime {
             if let Ok(rule) =
                 Rule::new(RuleKind::Read, RuleOrigin::Runtime, &path.to_string_lossy())
             {
                 policy.push(rule);
             }
         }
+    } else {
+        warn_if_loader_denied(&policy, &program, &runtime);
     }
+    let learner = cli.learn.as_ref().map(|_| {
+        eprintln!("broker: warning: learn mode grants the program everything it asks for; use it only on a trusted run");
+        policy.push(Rule::new(RuleKind::Write, RuleOrigin::User, "/**").expect("a valid pattern"));
+        broker::learn::Learner::new(runtime)
+    });
+    let audit = cli
+        .audit_log
+        .as_deref()
+        .map(|p| {
+            broker::audit::AuditLog::open(p).with_context(|| format!("audit log {}", p.display()))
+        })
+        .transpose()?;
 
     let target = Target {
         program,
@@ -140,7 +164,55 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         policy,
         deny_errno,
         quiet: cli.quiet,
+        audit,
+        learner,
     };
-    let status = Supervisor::spawn(target, settings)?.run()?;
-    Ok(status.code() as u8)
+    let result = Supervisor::spawn(target, settings)?.run()?;
+    if let (Some(out), Some(learned)) = (&cli.learn, &result.learned) {
+        let command: Vec<String> = cli
+            .command
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        std::fs::write(out, learned.policy(&command.join(" ")))
+            .with_context(|| format!("writing the learned policy to {}", out.display()))?;
+        eprintln!("broker: learned policy written to {}", out.display());
+    }
+    Ok(result.status.code() as u8)
+}
+
+fn is_fifo_or_dir(pattern: &str) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    let base = pattern.strip_suffix("/**").unwrap_or(pattern);
+    std::fs::symlink_metadata(base).is_ok_and(|m| m.file_type().is_fifo() || m.is_dir())
+}
+
+/// Without the runtime allowance, a dynamic program whose loader files the policy does not
+/// grant cannot start: say so before it fails with an obscure loader error.
+fn warn_if_loader_denied(
+    policy: &Policy,
+    program: &std::path::Path,
+    runtime: &std::collections::BTreeSet<std::path::PathBuf>,
+) {
+    use broker::policy::{Need, PolicyDecision};
+    use std::os::unix::ffi::OsStrExt;
+    let denied: Vec<String> = runtime
+        .iter()
+        .filter(|p| p.exists())
+        .filter(|p| {
+            let norm = broker::path::NormPath::new(None, p.as_os_str().as_bytes());
+            !matches!(
+                norm.map(|n| policy.decide(&n, Need::Read)),
+                Some(PolicyDecision::Allow(_))
+            )
+        })
+        .map(|p| p.display().to_string())
+        .collect();
+    if !denied.is_empty() {
+        eprintln!(
+            "broker: warning: {} is dynamically linked and the policy does not grant what its loader needs ({}); drop --no-default-runtime or grant them",
+            program.display(),
+            denied.join(", ")
+        );
+    }
 }

@@ -15,6 +15,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::path::{strip_base, NormPath};
 use crate::sys;
@@ -31,6 +32,15 @@ pub enum RuleKind {
 }
 
 impl RuleKind {
+    /// The word a policy file and `broker check` use for this kind.
+    pub fn word(self) -> &'static str {
+        match self {
+            RuleKind::Read => "read",
+            RuleKind::Write => "write",
+            RuleKind::Fifo => "fifo",
+        }
+    }
+
     pub fn flag(self) -> &'static str {
         match self {
             RuleKind::Read => "--allow-read",
@@ -58,13 +68,19 @@ pub enum Need {
     Meta,
 }
 
-impl fmt::Display for Need {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Need {
+    pub fn as_str(self) -> &'static str {
+        match self {
             Need::Read => "read",
             Need::Write => "write",
             Need::Meta => "stat",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Need {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -92,8 +108,8 @@ enum Anchor {
 pub struct Rule {
     pub kind: RuleKind,
     pub origin: RuleOrigin,
-    /// The pattern as written, for messages.
-    pub pattern: String,
+    /// The pattern as written, for messages (shared: every decision record names it).
+    pub pattern: Arc<str>,
     recursive: bool,
     /// The base as written (normalised) and as resolved at start-up; a request may use either.
     bases: Vec<PathBuf>,
@@ -152,6 +168,11 @@ impl Rule {
             Anchor::Missing(e) => Some(io::Error::from_raw_os_error(e)),
             _ => None,
         }
+    }
+
+    /// `/**`: everything.
+    fn is_root_tree(&self) -> bool {
+        self.recursive && self.bases.iter().any(|b| b.as_os_str() == "/")
     }
 
     fn grants(&self, need: Need) -> bool {
@@ -235,7 +256,7 @@ pub enum DenyReason {
     /// No rule covers the path.
     NoRule,
     /// Rules cover the path but none grants the access asked for.
-    AccessNotGranted(String),
+    AccessNotGranted(Arc<str>),
 }
 
 impl fmt::Display for DenyReason {
@@ -364,6 +385,11 @@ impl Grant<'_> {
 
     fn anchor(&self) -> io::Result<(&OwnedFd, u64)> {
         match &self.rule.anchor {
+            // With `/` as the root, IN_ROOT resolves exactly as the kernel would (absolute
+            // symlinks included), which BENEATH refuses; either way nothing leaves the tree.
+            Anchor::Tree(fd) if self.rule.is_root_tree() => {
+                Ok((fd, libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS))
+            }
             Anchor::Tree(fd) => Ok((fd, BENEATH)),
             // The exact file was resolved at start-up; a symlink put there since is refused.
             Anchor::File { dir, .. } => Ok((dir, BENEATH | libc::RESOLVE_NO_SYMLINKS)),

@@ -5,6 +5,7 @@
 //! the kernel records them (never names the target supplies), normalise, ask the [`Policy`], and
 //! act through the rule's anchor. Nothing here trusts target memory after it was copied.
 
+use std::borrow::Cow;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -33,21 +34,32 @@ pub enum Reply {
     Gone,
 }
 
-/// A refused request, for the one-line report on stderr.
+/// What the policy said about one request: the denial line on stderr, an audit-log record, and
+/// what learn mode learns from.
 #[derive(Debug, Clone)]
-pub struct Denial {
+pub struct Decision {
+    /// The system call, e.g. `openat`.
+    pub syscall: &'static str,
+    /// What it does, e.g. `open` (the denial line's verb).
     pub action: &'static str,
     pub pid: u32,
+    /// The path as the target gave it.
     pub given: Vec<u8>,
+    /// The path as the broker resolved it.
     pub resolved: Vec<u8>,
     pub need: Need,
-    pub reason: String,
+    pub allowed: bool,
+    /// The pattern of the rule that decided, if one did.
+    pub rule: Option<Arc<str>>,
+    pub reason: Cow<'static, str>,
 }
 
-impl std::fmt::Display for Denial {
+impl std::fmt::Display for Decision {
+    /// The denial line: `denied open "../x" -> "/srv/x" (read) for pid 42: no rule grants it`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let given = String::from_utf8_lossy(&self.given);
-        write!(f, "denied {} {:?}", self.action, given)?;
+        let verb = if self.allowed { "allowed" } else { "denied" };
+        write!(f, "{verb} {} {:?}", self.action, given)?;
         if self.resolved != self.given {
             write!(f, " -> {:?}", String::from_utf8_lossy(&self.resolved))?;
         }
@@ -115,27 +127,46 @@ pub struct Server {
     pub policy: Arc<Policy>,
     pub deny_errno: i32,
     path_buf: Vec<u8>,
-    /// Denials produced by the last call to [`Server::serve`].
-    pub denial: Option<Denial>,
+    /// The last decision (see [`Server::decision`]); its buffers are reused.
+    decision: Decision,
+    decided: bool,
+    /// Record allowed requests too (audit log, learn mode).
+    pub record_allowed: bool,
+    /// Learn mode: a FIFO met under a read or write grant is opened as a FIFO, not refused.
+    pub learn: bool,
     /// A FIFO open the last call deferred.
     pub fifo: Option<FifoOpen>,
 }
 
-/// The action a notified call performs, as the denial line names it.
-fn action_name(nr: i64) -> &'static str {
+/// The name of a notified call and the action it performs (the denial line's verb).
+fn call_names(nr: i64) -> (&'static str, &'static str) {
     match nr {
-        libc::SYS_open | libc::SYS_openat | libc::SYS_openat2 | libc::SYS_creat => "open",
-        libc::SYS_stat | libc::SYS_lstat | libc::SYS_newfstatat | libc::SYS_statx => "stat",
-        libc::SYS_access | libc::SYS_faccessat | libc::SYS_faccessat2 => "access",
-        libc::SYS_readlink | libc::SYS_readlinkat => "readlink",
-        libc::SYS_chdir => "chdir",
-        libc::SYS_mkdir | libc::SYS_mkdirat => "mkdir",
-        libc::SYS_rmdir | libc::SYS_unlink | libc::SYS_unlinkat => "unlink",
-        libc::SYS_rename | libc::SYS_renameat | libc::SYS_renameat2 => "rename",
-        libc::SYS_fchmod => "chmod",
-        libc::SYS_fchown => "chown",
-        libc::SYS_utimensat => "utimes",
-        _ => "call",
+        libc::SYS_open => ("open", "open"),
+        libc::SYS_openat => ("openat", "open"),
+        libc::SYS_openat2 => ("openat2", "open"),
+        libc::SYS_creat => ("creat", "open"),
+        libc::SYS_stat => ("stat", "stat"),
+        libc::SYS_lstat => ("lstat", "stat"),
+        libc::SYS_newfstatat => ("newfstatat", "stat"),
+        libc::SYS_statx => ("statx", "stat"),
+        libc::SYS_access => ("access", "access"),
+        libc::SYS_faccessat => ("faccessat", "access"),
+        libc::SYS_faccessat2 => ("faccessat2", "access"),
+        libc::SYS_readlink => ("readlink", "readlink"),
+        libc::SYS_readlinkat => ("readlinkat", "readlink"),
+        libc::SYS_chdir => ("chdir", "chdir"),
+        libc::SYS_mkdir => ("mkdir", "mkdir"),
+        libc::SYS_mkdirat => ("mkdirat", "mkdir"),
+        libc::SYS_rmdir => ("rmdir", "unlink"),
+        libc::SYS_unlink => ("unlink", "unlink"),
+        libc::SYS_unlinkat => ("unlinkat", "unlink"),
+        libc::SYS_rename => ("rename", "rename"),
+        libc::SYS_renameat => ("renameat", "rename"),
+        libc::SYS_renameat2 => ("renameat2", "rename"),
+        libc::SYS_fchmod => ("fchmod", "chmod"),
+        libc::SYS_fchown => ("fchown", "chown"),
+        libc::SYS_utimensat => ("utimensat", "utimes"),
+        _ => ("syscall", "call"),
     }
 }
 
@@ -150,14 +181,41 @@ impl Server {
             policy: Arc::new(policy),
             deny_errno,
             path_buf: Vec::with_capacity(crate::path::PATH_MAX),
-            denial: None,
+            decision: Decision {
+                syscall: "",
+                action: "",
+                pid: 0,
+                given: Vec::new(),
+                resolved: Vec::new(),
+                need: Need::Meta,
+                allowed: false,
+                rule: None,
+                reason: Cow::Borrowed(""),
+            },
+            decided: false,
+            record_allowed: false,
+            learn: false,
             fifo: None,
         }
     }
 
-    /// Serve one notification. Sets [`Server::denial`] when the policy refused it.
+    /// The decision the last call to [`Server::serve`] made, if any: always for a refusal, for
+    /// an allowed request only when recording allowed requests (see [`Server::recording`]).
+    pub fn decision(&self) -> Option<&Decision> {
+        self.decided.then_some(&self.decision)
+    }
+
+    /// Record allowed decisions too (`record_allowed`), and open FIFOs met under any grant
+    /// (`learn`).
+    pub fn recording(mut self, record_allowed: bool, learn: bool) -> Self {
+        self.record_allowed = record_allowed;
+        self.learn = learn;
+        self
+    }
+
+    /// Serve one notification; [`Server::decision`] then says what the policy decided.
     pub fn serve(&mut self, l: &Listener, n: &Notification) -> Reply {
-        self.denial = None;
+        self.decided = false;
         self.fifo = None;
         // The filter kills other architectures before they reach us; do not rely on it alone.
         if n.arch != crate::filter::AUDIT_ARCH_X86_64 {
@@ -299,6 +357,47 @@ impl Server {
         }
     }
 
+    /// Record a decision on `t`.
+    fn record(
+        &mut self,
+        n: &Notification,
+        t: &Target,
+        need: Need,
+        allowed: bool,
+        rule: Option<Arc<str>>,
+        reason: Cow<'static, str>,
+    ) {
+        let (syscall, action) = call_names(n.nr as i64);
+        // Reuse the buffers of the last decision: no allocation per request once warm.
+        let d = &mut self.decision;
+        d.syscall = syscall;
+        d.action = action;
+        d.pid = n.pid;
+        d.given.clear();
+        d.given.extend_from_slice(&t.given);
+        d.resolved.clear();
+        d.resolved.extend_from_slice(t.norm.as_bytes());
+        d.need = need;
+        d.allowed = allowed;
+        d.rule = rule;
+        d.reason = reason;
+        self.decided = true;
+    }
+
+    /// Record an allowed request, when allowed requests are being recorded.
+    fn record_allow(
+        &mut self,
+        n: &Notification,
+        t: &Target,
+        need: Need,
+        rule: Option<Arc<str>>,
+        reason: &'static str,
+    ) {
+        if self.record_allowed {
+            self.record(n, t, need, true, rule, Cow::Borrowed(reason));
+        }
+    }
+
     /// Record a refusal for the denial line and turn it into `errno`.
     fn refuse(
         &mut self,
@@ -308,14 +407,7 @@ impl Server {
         reason: String,
         errno: i32,
     ) -> Stop {
-        self.denial = Some(Denial {
-            action: action_name(n.nr as i64),
-            pid: n.pid,
-            given: t.given.clone(),
-            resolved: t.norm.as_bytes().to_vec(),
-            need,
-            reason,
-        });
+        self.record(n, t, need, false, None, reason.into());
         Stop::Errno(errno)
     }
 
@@ -334,9 +426,28 @@ impl Server {
         need: Need,
     ) -> Result<Option<Grant<'p>>, Stop> {
         match policy.decide(&t.norm, need) {
-            PolicyDecision::Allow(g) => Ok(Some(g)),
-            PolicyDecision::Ancestor => Ok(None),
-            PolicyDecision::Deny(reason) => Err(self.deny(n, t, need, reason.to_string())),
+            PolicyDecision::Allow(g) => {
+                self.record_allow(
+                    n,
+                    t,
+                    need,
+                    Some(g.rule.pattern.clone()),
+                    "granted by the rule",
+                );
+                Ok(Some(g))
+            }
+            PolicyDecision::Ancestor => {
+                self.record_allow(n, t, need, None, "a directory above a granted path");
+                Ok(None)
+            }
+            PolicyDecision::Deny(reason) => {
+                let rule = match &reason {
+                    crate::policy::DenyReason::AccessNotGranted(p) => Some(p.clone()),
+                    crate::policy::DenyReason::NoRule => None,
+                };
+                self.record(n, t, need, false, rule, reason.to_string().into());
+                Err(Stop::Errno(self.deny_errno))
+            }
         }
     }
 
@@ -514,6 +625,7 @@ impl Server {
                 | libc::O_NOCTTY
                 | libc::O_NONBLOCK
         };
+        self.record_allow(n, t, need, None, "the caller's own descriptor");
         let reopened = reopen(file.as_fd(), open_flags)?;
         if flags & (libc::O_PATH | libc::O_NONBLOCK) == 0 {
             sys::set_nonblocking(reopened.as_fd(), false)?;
@@ -546,6 +658,15 @@ impl Server {
         }
         if grant.rule.kind == crate::policy::RuleKind::Fifo {
             return self.open_fifo(n, t, &grant, flags, cloexec);
+        }
+        if self.learn && flags & libc::O_PATH == 0 {
+            let st = grant
+                .open(libc::O_PATH, 0, resolve)
+                .ok()
+                .map(|fd| sys::fstat(fd.as_fd()));
+            if matches!(st, Some(Ok(st)) if sys::file_type(&st) == libc::S_IFIFO) {
+                return self.open_fifo(n, t, &grant, flags, cloexec);
+            }
         }
         let open_flags = if flags & libc::O_PATH != 0 {
             flags & (libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW)

@@ -15,8 +15,10 @@ use std::sync::Arc;
 
 use child_shim::{ExecPlan, ShimFailure, ShimStage};
 
+use crate::audit::AuditLog;
 use crate::fifo::FifoWaiters;
 use crate::filter;
+use crate::learn::Learner;
 use crate::notify::{Listener, Notification};
 use crate::policy::Policy;
 use crate::serve::{Reply, Server};
@@ -104,6 +106,17 @@ pub struct Settings {
     pub policy: Policy,
     pub deny_errno: i32,
     pub quiet: bool,
+    /// Log every decision here.
+    pub audit: Option<AuditLog>,
+    /// Learn mode: record what the run asks for (the policy should grant everything).
+    pub learner: Option<Learner>,
+}
+
+/// How a supervised run ended.
+pub struct RunResult {
+    pub status: ExitStatus,
+    /// In learn mode, what the run asked for.
+    pub learned: Option<Learner>,
 }
 
 /// A started target and the broker's side of it.
@@ -115,6 +128,8 @@ pub struct Supervisor {
     _channel: OwnedFd,
     server: Server,
     quiet: bool,
+    audit: Option<AuditLog>,
+    learner: Option<Learner>,
 }
 
 fn cstr(b: &[u8]) -> Result<CString, SuperviseError> {
@@ -287,8 +302,13 @@ impl Supervisor {
             listener: Arc::new(listener),
             signals,
             _channel: channel,
-            server: Server::new(settings.policy, settings.deny_errno),
+            server: Server::new(settings.policy, settings.deny_errno).recording(
+                settings.audit.is_some() || settings.learner.is_some(),
+                settings.learner.is_some(),
+            ),
             quiet: settings.quiet,
+            audit: settings.audit,
+            learner: settings.learner,
         })
     }
 
@@ -298,7 +318,7 @@ impl Supervisor {
     }
 
     /// Serve the target until no process holds the filter; return the target's status.
-    pub fn run(mut self) -> Result<ExitStatus, SuperviseError> {
+    pub fn run(mut self) -> Result<RunResult, SuperviseError> {
         let mut waiters = FifoWaiters::new(self.listener.clone());
         let mut buf = self.listener.recv_buffer();
         let mut status: Option<ExitStatus> = None;
@@ -316,8 +336,17 @@ impl Supervisor {
                     revents: 0,
                 },
             ];
+            let mut timeout = if busy { 100 } else { -1 };
+            if let Some(due) = self.audit.as_ref().and_then(AuditLog::due_in) {
+                timeout = due.as_millis().min(timeout as u128) as i32;
+            }
             // SAFETY: fds is a valid array of two pollfd.
-            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, if busy { 100 } else { -1 }) };
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+            if let Some(audit) = self.audit.as_mut() {
+                if audit.due_in().is_some_and(|d| d.is_zero()) {
+                    audit.flush();
+                }
+            }
             if r < 0 {
                 let e = io::Error::last_os_error();
                 if e.raw_os_error() == Some(libc::EINTR) {
@@ -353,7 +382,15 @@ impl Supervisor {
                 status = Some(ExitStatus::from_wait(st));
             }
         }
-        status.ok_or_else(|| setup("wait")(io::Error::from_raw_os_error(libc::ECHILD)))
+        if let Some(audit) = &mut self.audit {
+            audit.flush();
+        }
+        let status =
+            status.ok_or_else(|| setup("wait")(io::Error::from_raw_os_error(libc::ECHILD)))?;
+        Ok(RunResult {
+            status,
+            learned: self.learner.take(),
+        })
     }
 
     fn handle(&mut self, n: &Notification, waiters: &mut FifoWaiters) {
@@ -363,9 +400,15 @@ impl Supervisor {
         let server = &mut self.server;
         let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.serve(l, n)))
             .unwrap_or(Reply::Errno(libc::EIO));
-        if let Some(d) = self.server.denial.take() {
-            if !self.quiet {
+        if let Some(d) = self.server.decision() {
+            if !d.allowed && !self.quiet {
                 eprintln!("broker: {d}");
+            }
+            if let Some(audit) = &mut self.audit {
+                audit.record(d);
+            }
+            if let Some(learner) = &mut self.learner {
+                learner.record(d);
             }
         }
         let answered = match reply {

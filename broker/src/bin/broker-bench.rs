@@ -94,6 +94,8 @@ fn run(n: u64) -> String {
     let mut native = Vec::new();
     let mut brokered = Vec::new();
     let mut brokered_pinned = Vec::new();
+    let mut audited_pinned = Vec::new();
+    let audit = std::env::temp_dir().join(format!("broker-bench-audit-{}", std::process::id()));
     let mut floor_pinned = Vec::new();
     let mut floor = Vec::new();
     for _ in 0..rounds {
@@ -116,6 +118,17 @@ fn run(n: u64) -> String {
                 .arg(&me)
                 .args(["open-loop", &f, &n.to_string()]),
         ));
+        audited_pinned.push(measured(
+            Command::new("taskset")
+                .args(["-c", "0"])
+                .arg(&broker)
+                .args(["--allow-read", &f, "--audit-log"])
+                .arg(&audit)
+                .arg("--")
+                .arg(&me)
+                .args(["open-loop", &f, &n.to_string()]),
+        ));
+        let _ = std::fs::remove_file(&audit);
         floor_pinned.push(notify_floor(n, true));
         floor.push(notify_floor(n, false));
     }
@@ -127,6 +140,7 @@ fn run(n: u64) -> String {
 
     let (native, brokered, brokered_pinned) =
         (median(native), median(brokered), median(brokered_pinned));
+    let audited_pinned = median(audited_pinned);
     let (floor_pinned, floor) = (median(floor_pinned), median(floor));
     let mut s = String::new();
     use std::fmt::Write;
@@ -194,6 +208,13 @@ fn run(n: u64) -> String {
         brokered_pinned,
         "floor",
         floor_pinned,
+    );
+    row(
+        &mut s,
+        "the same with `--audit-log` (every decision logged)",
+        audited_pinned,
+        "without",
+        brokered_pinned,
     );
     let _ = writeln!(
         s,

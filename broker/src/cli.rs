@@ -1,0 +1,102 @@
+//! The command-line definition, shared by the `broker` binary and by the man page and shell
+//! completions it generates (`broker man`, `broker completions SHELL`).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  broker --allow-read /etc/hostname -- cat /etc/hostname
+  broker --allow-fifo /run/jobs/in --allow-read '/srv/model/**' -- ./worker --threads 4
+  broker --allow-write \"$PWD/out/**\" --deny-errno ENOENT -- ./grader
+  broker --learn grader.toml -- ./grader        # trusted run: record what it needs
+  broker --policy grader.toml -- ./grader       # then run it with exactly that
+  broker check grader.toml                      # validate a policy, print its rules
+
+Exit status: the target's own; 128+N if signal N killed it; 125 if the broker failed;
+126 if the program cannot be executed; 127 if it was not found. `broker check`: 0 if the
+policy is valid, 1 if not.";
+
+/// Run a program that may open only the files you allow.
+#[derive(Parser, Debug)]
+#[command(
+    name = "broker",
+    version,
+    about = "Run a program that may open only the files you allow",
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub tool: Option<Tool>,
+    /// Read rules and settings from a TOML policy file (see docs/policy.md); flags add to it.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Allow opening PATH read-only. DIR/** allows DIR and everything beneath it.
+    #[arg(long = "allow-read", value_name = "PATH")]
+    pub allow_read: Vec<String>,
+    /// Allow reading, writing, creating and truncating PATH (same patterns).
+    #[arg(long = "allow-write", value_name = "PATH")]
+    pub allow_write: Vec<String>,
+    /// Allow opening PATH in the mode asked for, only while PATH is a FIFO.
+    #[arg(long = "allow-fifo", value_name = "PATH")]
+    pub allow_fifo: Vec<String>,
+    /// The errno refused requests get (a name such as EACCES, EPERM, ENOENT; default EACCES).
+    #[arg(long = "deny-errno", value_name = "NAME")]
+    pub deny_errno: Option<String>,
+    /// Do not grant the dynamic loader's files (interpreter, ld.so.cache, libraries).
+    #[arg(long = "no-default-runtime")]
+    pub no_default_runtime: bool,
+    /// Do not print a line for each refused request.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Append one JSON object per decision (allow or deny) to FILE.
+    #[arg(long = "audit-log", value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    /// Trusted runs only: grant everything, record every request, and write a minimal policy
+    /// for exactly this run to FILE.
+    #[arg(long, value_name = "FILE", conflicts_with = "policy")]
+    pub learn: Option<PathBuf>,
+    /// The program to run and its arguments, after `--`.
+    #[arg(
+        required = true,
+        last = true,
+        allow_hyphen_values = true,
+        value_name = "PROGRAM"
+    )]
+    pub command: Vec<OsString>,
+}
+
+/// Tools other than running a program.
+#[derive(Subcommand, Debug)]
+pub enum Tool {
+    /// Check a policy file and print its effective rules, one per line, in a stable order.
+    Check {
+        /// The policy file.
+        file: PathBuf,
+    },
+    /// Print the man page (roff) on stdout: `broker man > broker.1`.
+    Man,
+    /// Print shell completions on stdout: `broker completions bash > /etc/bash_completion.d/broker`.
+    Completions {
+        /// bash, zsh or fish (also elvish, powershell).
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The man page, generated from the definition above.
+pub fn man_page() -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+    Ok(out)
+}
+
+/// Shell completions for `shell`.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "broker", &mut out);
+    out
+}
