@@ -3,48 +3,47 @@
 //! `{"time":"2026-11-23T05:43:15.123Z","pid":4242,"syscall":"openat","path":"../x",
 //!   "resolved":"/srv/x","access":"read","decision":"deny","rule":null,"reason":"no rule grants it"}`
 //!
-//! `resolved` appears only when it differs from `path`. Records are buffered and written once
-//! the oldest of them is [`FLUSH_AFTER`] old, and at exit: the log costs no system call per
-//! request, loses nothing on a normal exit, and at most that much if the broker is killed.
+//! `resolved` appears only when it differs from `path`. The request path only appends the raw
+//! fields to a shared buffer (a lock, a few copies, one clock read); a writer thread turns them
+//! into JSON and writes them once the oldest is [`FLUSH_AFTER`] old, and everything at exit.
+//! When the buffer holds [`MAX_BUFFERED`] bytes the request path waits for the writer rather
+//! than grow: bounded memory, nothing dropped.
 
-use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-
-use serde::Serialize;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::serve::Decision;
 
-#[derive(Serialize)]
-struct Record<'a> {
-    time: &'a str,
-    pid: u32,
-    syscall: &'a str,
-    path: Cow<'a, str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    resolved: Option<Cow<'a, str>>,
-    access: &'a str,
-    decision: &'a str,
-    rule: Option<&'a str>,
-    reason: &'a str,
+/// How long a record may wait before it is written.
+pub const FLUSH_AFTER: Duration = Duration::from_millis(50);
+/// How many raw bytes may wait before the request path waits for the writer.
+pub const MAX_BUFFERED: usize = 16 << 20;
+
+#[derive(Default)]
+struct Pending {
+    raw: Vec<u8>,
+    closing: bool,
 }
 
-/// How long a record may wait in the buffer.
-pub const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
+struct Shared {
+    pending: Mutex<Pending>,
+    /// Signalled when there is work (or the log closes), and when the writer drained a batch.
+    changed: Condvar,
+}
 
 /// An open audit log.
 pub struct AuditLog {
-    out: BufWriter<File>,
-    /// Reused for each record's timestamp.
-    time: String,
-    /// When the oldest unwritten record was buffered.
-    oldest: Option<std::time::Instant>,
+    shared: Arc<Shared>,
+    writer: Option<JoinHandle<()>>,
 }
 
 impl AuditLog {
-    /// Open `path` for appending (created 0600 if missing).
+    /// Open `path` for appending (created 0600 if missing) and start its writer.
     pub fn open(path: &Path) -> std::io::Result<AuditLog> {
         use std::os::unix::fs::OpenOptionsExt;
         let file = std::fs::OpenOptions::new()
@@ -53,64 +52,222 @@ impl AuditLog {
             .mode(0o600)
             .custom_flags(libc::O_CLOEXEC)
             .open(path)?;
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending::default()),
+            changed: Condvar::new(),
+        });
+        let for_writer = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("audit-log".into())
+            .spawn(move || write_loop(&for_writer, BufWriter::with_capacity(64 << 10, file)))?;
         Ok(AuditLog {
-            out: BufWriter::with_capacity(64 << 10, file),
-            time: String::with_capacity(32),
-            oldest: None,
+            shared,
+            writer: Some(writer),
         })
     }
 
-    /// Append one decision. A failing log is reported once per failure, never fatal.
+    /// Queue one decision.
     pub fn record(&mut self, d: &Decision) {
-        let path = String::from_utf8_lossy(&d.given);
-        let resolved = (d.resolved != d.given).then(|| String::from_utf8_lossy(&d.resolved));
-        rfc3339_now(&mut self.time);
-        let record = Record {
-            time: &self.time,
-            pid: d.pid,
-            syscall: d.syscall,
-            path,
-            resolved,
-            access: d.need.as_str(),
-            decision: if d.allowed { "allow" } else { "deny" },
-            rule: d.rule.as_deref(),
-            reason: &d.reason,
-        };
-        let written = serde_json::to_writer(&mut self.out, &record)
-            .map_err(std::io::Error::from)
-            .and_then(|_| self.out.write_all(b"\n"));
-        if let Err(e) = written {
-            eprintln!("broker: audit log: {e}");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut p = self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        while p.raw.len() >= MAX_BUFFERED && !p.closing {
+            self.shared.changed.notify_all();
+            p = self
+                .shared
+                .changed
+                .wait(p)
+                .unwrap_or_else(|e| e.into_inner());
         }
-        self.oldest.get_or_insert_with(std::time::Instant::now);
-    }
-
-    /// How long until buffered records are due to be written, if any are buffered.
-    pub fn due_in(&self) -> Option<std::time::Duration> {
-        self.oldest.map(|t| FLUSH_AFTER.saturating_sub(t.elapsed()))
-    }
-
-    /// Write out what is buffered.
-    pub fn flush(&mut self) {
-        self.oldest = None;
-        if let Err(e) = self.out.flush() {
-            eprintln!("broker: audit log: {e}");
+        let was_empty = p.raw.is_empty();
+        encode(&mut p.raw, now, d);
+        drop(p);
+        if was_empty {
+            self.shared.changed.notify_all();
         }
     }
 }
 
 impl Drop for AuditLog {
+    /// Write everything still queued, then stop the writer.
     fn drop(&mut self) {
-        self.flush();
+        self.shared
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .closing = true;
+        self.shared.changed.notify_all();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
     }
 }
 
-/// The current UTC time as RFC 3339 with milliseconds, into `out`.
-fn rfc3339_now(out: &mut String) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs() as i64;
+fn write_loop(shared: &Shared, mut out: BufWriter<File>) {
+    let mut batch = Vec::new();
+    loop {
+        let closing = {
+            let mut p = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+            while p.raw.is_empty() && !p.closing {
+                p = shared.changed.wait(p).unwrap_or_else(|e| e.into_inner());
+            }
+            if !p.closing && p.raw.len() < MAX_BUFFERED {
+                // Let a batch gather: the first record of it is at most FLUSH_AFTER old.
+                p = shared
+                    .changed
+                    .wait_timeout(p, FLUSH_AFTER)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            std::mem::swap(&mut batch, &mut p.raw);
+            p.closing
+        };
+        shared.changed.notify_all();
+        if let Err(e) = write_batch(&mut out, &batch) {
+            eprintln!("broker: audit log: {e}");
+        }
+        batch.clear();
+        if closing {
+            let p = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if p.raw.is_empty() {
+                return;
+            }
+        }
+    }
+}
+
+// The raw encoding of one record, read back only by `write_batch`.
+fn put(raw: &mut Vec<u8>, bytes: &[u8]) {
+    raw.extend_from_slice(&(bytes.len() as u32).to_ne_bytes());
+    raw.extend_from_slice(bytes);
+}
+
+fn encode(raw: &mut Vec<u8>, now: Duration, d: &Decision) {
+    raw.extend_from_slice(&now.as_secs().to_ne_bytes());
+    raw.extend_from_slice(&now.subsec_millis().to_ne_bytes());
+    raw.extend_from_slice(&d.pid.to_ne_bytes());
+    raw.push(d.allowed as u8);
+    put(raw, d.syscall.as_bytes());
+    put(raw, d.need.as_str().as_bytes());
+    put(raw, &d.given);
+    put(
+        raw,
+        if d.resolved == d.given {
+            b""
+        } else {
+            &d.resolved
+        },
+    );
+    match &d.rule {
+        Some(r) => {
+            raw.push(1);
+            put(raw, r.as_bytes());
+        }
+        None => raw.push(0),
+    }
+    put(raw, d.reason.as_bytes());
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        head
+    }
+    fn u32(&mut self) -> u32 {
+        u32::from_ne_bytes(self.take(4).try_into().expect("4 bytes"))
+    }
+    fn u64(&mut self) -> u64 {
+        u64::from_ne_bytes(self.take(8).try_into().expect("8 bytes"))
+    }
+    fn bytes(&mut self) -> &'a [u8] {
+        let n = self.u32() as usize;
+        self.take(n)
+    }
+}
+
+/// Append `bytes` as a JSON string: quoted, escaped, invalid UTF-8 replaced.
+fn json_str(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    let text = String::from_utf8_lossy(bytes);
+    let b = text.as_bytes();
+    if !b.iter().any(|&c| c == b'"' || c == b'\\' || c < 0x20) {
+        out.extend_from_slice(b);
+    } else {
+        for &c in b {
+            match c {
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                c if c < 0x20 => {
+                    let _ = write!(out, "\\u{c:04x}");
+                }
+                c => out.push(c),
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+fn write_batch(out: &mut BufWriter<File>, batch: &[u8]) -> std::io::Result<()> {
+    let mut r = Reader(batch);
+    let mut line = Vec::with_capacity(512);
+    // The date and time to the second, computed once per second rather than per record.
+    let mut second = (u64::MAX, String::new());
+    while !r.0.is_empty() {
+        let (secs, millis) = (r.u64(), r.u32());
+        if second.0 != secs {
+            rfc3339_seconds(&mut second.1, secs);
+            second.0 = secs;
+        }
+        let pid = r.u32();
+        let allowed = r.take(1)[0] == 1;
+        let (syscall, access, path, resolved) = (r.bytes(), r.bytes(), r.bytes(), r.bytes());
+        let rule = (r.take(1)[0] == 1).then(|| r.bytes());
+        let reason = r.bytes();
+        line.clear();
+        let _ = write!(
+            line,
+            "{{\"time\":\"{}.{millis:03}Z\",\"pid\":{pid},\"syscall\":",
+            second.1
+        );
+        json_str(&mut line, syscall);
+        line.extend_from_slice(b",\"path\":");
+        json_str(&mut line, path);
+        if !resolved.is_empty() {
+            line.extend_from_slice(b",\"resolved\":");
+            json_str(&mut line, resolved);
+        }
+        line.extend_from_slice(b",\"access\":");
+        json_str(&mut line, access);
+        line.extend_from_slice(if allowed {
+            b",\"decision\":\"allow\",\"rule\":"
+        } else {
+            b",\"decision\":\"deny\",\"rule\":"
+        });
+        match rule {
+            Some(rule) => json_str(&mut line, rule),
+            None => line.extend_from_slice(b"null"),
+        }
+        line.extend_from_slice(b",\"reason\":");
+        json_str(&mut line, reason);
+        line.extend_from_slice(b"}\n");
+        out.write_all(&line)?;
+    }
+    out.flush()
+}
+
+/// `secs` since the epoch (UTC) as RFC 3339 to the second, into `out`.
+fn rfc3339_seconds(out: &mut String, secs: u64) {
+    let secs = secs as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days + 719_468;
@@ -125,11 +282,10 @@ fn rfc3339_now(out: &mut String) {
     out.clear();
     let _ = write!(
         out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
-        now.subsec_millis()
     );
 }
 
@@ -138,11 +294,17 @@ mod tests {
     #[test]
     fn time_is_rfc3339() {
         let mut t = String::new();
-        super::rfc3339_now(&mut t);
-        assert_eq!(t.len(), 24, "{t}");
-        assert!(
-            t.starts_with("20") && t.ends_with('Z') && &t[10..11] == "T",
-            "{t}"
-        );
+        super::rfc3339_seconds(&mut t, 1_795_411_673);
+        assert_eq!(t, "2026-11-23T05:27:53"); // date -u -d @1795411673
+        super::rfc3339_seconds(&mut t, 951_782_400); // a leap day
+        assert_eq!(t, "2000-02-29T00:00:00");
+    }
+
+    #[test]
+    fn strings_are_escaped_as_json() {
+        let mut out = Vec::new();
+        super::json_str(&mut out, b"a\"b\\c\nd\x01\xff");
+        let back: String = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back, "a\"b\\c\nd\u{1}\u{fffd}");
     }
 }

@@ -336,17 +336,8 @@ impl Supervisor {
                     revents: 0,
                 },
             ];
-            let mut timeout = if busy { 100 } else { -1 };
-            if let Some(due) = self.audit.as_ref().and_then(AuditLog::due_in) {
-                timeout = due.as_millis().min(timeout as u128) as i32;
-            }
             // SAFETY: fds is a valid array of two pollfd.
-            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
-            if let Some(audit) = self.audit.as_mut() {
-                if audit.due_in().is_some_and(|d| d.is_zero()) {
-                    audit.flush();
-                }
-            }
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, if busy { 100 } else { -1 }) };
             if r < 0 {
                 let e = io::Error::last_os_error();
                 if e.raw_os_error() == Some(libc::EINTR) {
@@ -382,9 +373,8 @@ impl Supervisor {
                 status = Some(ExitStatus::from_wait(st));
             }
         }
-        if let Some(audit) = &mut self.audit {
-            audit.flush();
-        }
+        // Dropping the log writes out everything queued.
+        drop(self.audit.take());
         let status =
             status.ok_or_else(|| setup("wait")(io::Error::from_raw_os_error(libc::ECHILD)))?;
         Ok(RunResult {
