@@ -44,6 +44,13 @@ pub struct Cli {
     /// Allow opening PATH in the mode asked for, only while PATH is a FIFO.
     #[arg(long = "allow-fifo", value_name = "PATH")]
     pub allow_fifo: Vec<String>,
+    /// Allow executing PATH (same patterns). By default the target may execute only itself and
+    /// its interpreters.
+    #[arg(long = "allow-exec", value_name = "PATH")]
+    pub allow_exec: Vec<String>,
+    /// Refuse to run unless Landlock enforces everything (filesystem wall, exec policy, scopes).
+    #[arg(long = "require-landlock")]
+    pub require_landlock: bool,
     /// The errno refused requests get (a name such as EACCES, EPERM, ENOENT; default EACCES).
     #[arg(long = "deny-errno", value_name = "NAME")]
     pub deny_errno: Option<String>,

@@ -44,6 +44,8 @@ pub const NOTIFIED: &[&str] = &[
     // descriptor was opened with: the broker checks the descriptor's file against write rules.
     "fchmod",
     "fchown",
+    // Created by the broker, sealed against exec: Landlock does not see memfds.
+    "memfd_create",
 ];
 
 /// Calls that run natively: they act only on memory, descriptors the target already holds,
@@ -102,7 +104,6 @@ pub const ALLOWED: &[&str] = &[
     "mlockall",
     "munlockall",
     "membarrier",
-    "memfd_create",
     "get_mempolicy",
     "set_mempolicy",
     "mbind",

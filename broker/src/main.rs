@@ -147,6 +147,24 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         policy.push(Rule::new(RuleKind::Write, RuleOrigin::User, "/**").expect("a valid pattern"));
         broker::learn::Learner::new(runtime)
     });
+    let mut exec: Vec<String> = broker::runtime::exec_allowance(&program)
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    exec.extend(cli.allow_exec.iter().cloned());
+    for pattern in &cli.allow_exec {
+        if !pattern.starts_with('/') {
+            return Err(anyhow!(
+                "--allow-exec {pattern}: rule path is relative; rule paths must be absolute"
+            ));
+        }
+    }
+    let landlock = broker::landlock::ruleset(&exec).context("landlock ruleset")?;
+    match landlock.enforcement {
+        broker::landlock::Enforcement::Full(_) => {}
+        e if cli.require_landlock => return Err(anyhow!("--require-landlock: {e}")),
+        e => eprintln!("broker: warning: {e}"),
+    }
     let audit = cli
         .audit_log
         .as_deref()
@@ -166,6 +184,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         quiet: cli.quiet,
         audit,
         learner,
+        landlock,
     };
     let result = Supervisor::spawn(target, settings)?.run()?;
     if let (Some(out), Some(learned)) = (&cli.learn, &result.learned) {

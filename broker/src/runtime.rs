@@ -89,6 +89,26 @@ pub fn allowance(program: &Path, ld_library_path: Option<&OsStr>) -> BTreeSet<Pa
     out
 }
 
+/// What executing `program` runs: the program itself, the interpreter of a `#!` script, and the
+/// ELF interpreter (dynamic loader) of whichever binary that is. These are the only files the
+/// target may execute by default.
+pub fn exec_allowance(program: &Path) -> Vec<PathBuf> {
+    let program = std::fs::canonicalize(program).unwrap_or_else(|_| program.to_path_buf());
+    let mut out = vec![program.clone()];
+    let binary = match script_interpreter(&program) {
+        Some(interp) => {
+            let interp = std::fs::canonicalize(&interp).unwrap_or(interp);
+            out.push(interp.clone());
+            interp
+        }
+        None => program,
+    };
+    if let Some(loader) = crate::elf::read(&binary).and_then(|d| d.interp) {
+        out.push(std::fs::canonicalize(&loader).unwrap_or(loader));
+    }
+    out
+}
+
 /// The interpreter of a `#!` script, if `path` is one.
 fn script_interpreter(path: &Path) -> Option<PathBuf> {
     use std::io::Read;
@@ -257,6 +277,14 @@ mod tests {
             "{a:?}"
         );
         assert!(a.contains(Path::new(LD_SO_CACHE)));
+    }
+
+    #[test]
+    fn exec_allowance_is_the_program_and_its_loader() {
+        let e = exec_allowance(Path::new("/bin/true"));
+        assert_eq!(e[0], std::fs::canonicalize("/bin/true").unwrap());
+        assert!(e[1].to_string_lossy().contains("ld-linux"), "{e:?}");
+        assert_eq!(e.len(), 2);
     }
 
     #[test]

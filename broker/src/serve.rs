@@ -166,6 +166,7 @@ fn call_names(nr: i64) -> (&'static str, &'static str) {
         libc::SYS_fchmod => ("fchmod", "chmod"),
         libc::SYS_fchown => ("fchown", "chown"),
         libc::SYS_utimensat => ("utimensat", "utimes"),
+        libc::SYS_memfd_create => ("memfd_create", "create"),
         _ => ("syscall", "call"),
     }
 }
@@ -283,6 +284,7 @@ impl Server {
                 a[4] as u32,
             ),
             libc::SYS_fchmod | libc::SYS_fchown | libc::SYS_utimensat => self.fd_meta(l, n),
+            libc::SYS_memfd_create => self.memfd(l, n),
             _ => Err(Stop::Errno(libc::ENOSYS)),
         };
         match r {
@@ -971,6 +973,44 @@ impl Server {
             )
         })?;
         Ok(Reply::Value(0))
+    }
+
+    /// memfd_create, done by the broker with `MFD_NOEXEC_SEAL`: memory files live on an internal
+    /// mount Landlock does not check, so an executable one would be a way around the exec
+    /// policy. `MFD_EXEC` is refused.
+    fn memfd(&mut self, l: &Listener, n: &Notification) -> Served {
+        const MFD_HUGE_MASK: u32 = 0x3f << 26;
+        let flags = n.args[1] as u32;
+        let known = libc::MFD_CLOEXEC
+            | libc::MFD_ALLOW_SEALING
+            | libc::MFD_HUGETLB
+            | libc::MFD_NOEXEC_SEAL
+            | libc::MFD_EXEC
+            | MFD_HUGE_MASK;
+        if flags & !known != 0 {
+            return Err(Stop::Errno(libc::EINVAL));
+        }
+        if flags & libc::MFD_EXEC != 0 {
+            return Err(Stop::Errno(self.deny_errno));
+        }
+        memory::read_cstring(n.pid, n.args[0], &mut self.path_buf)?;
+        // The kernel's limit on a memfd name (MFD_NAME_MAX_LEN).
+        if self.path_buf.len() > 249 {
+            return Err(Stop::Errno(libc::EINVAL));
+        }
+        if !l.id_valid(n.id) {
+            return Err(Stop::Gone);
+        }
+        let name = sys::cstring(&self.path_buf)?;
+        let ours = (flags & !libc::MFD_CLOEXEC) | libc::MFD_NOEXEC_SEAL | libc::MFD_CLOEXEC;
+        // SAFETY: a NUL-terminated name; a fresh descriptor owned at once.
+        let fd = sys::cvt(unsafe { libc::syscall(libc::SYS_memfd_create, name.as_ptr(), ours) })?;
+        // SAFETY: memfd_create returned a fresh descriptor.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        Ok(Reply::Fd {
+            fd,
+            cloexec: flags & libc::MFD_CLOEXEC != 0,
+        })
     }
 
     /// fchmod, fchown and futimens act on the file behind a descriptor: allowed only when that

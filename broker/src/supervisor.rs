@@ -110,6 +110,8 @@ pub struct Settings {
     pub audit: Option<AuditLog>,
     /// Learn mode: record what the run asks for (the policy should grant everything).
     pub learner: Option<Learner>,
+    /// The Landlock ruleset the child restricts itself with.
+    pub landlock: crate::landlock::Ruleset,
 }
 
 /// How a supervised run ended.
@@ -192,6 +194,11 @@ impl Supervisor {
         )?);
 
         crate::fifo::install_poke_handler().map_err(setup("signal handler"))?;
+        // No core dumps, no /proc/<broker>/mem or fd access by same-user processes: the broker
+        // holds descriptors of everything the policy grants. (exec makes the target dumpable.)
+        // SAFETY: prctl with constant arguments.
+        cvt(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } as libc::c_long)
+            .map_err(setup("make the broker undumpable"))?;
         // SAFETY: prctl with constant arguments.
         cvt(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } as libc::c_long)
             .map_err(setup("become child subreaper"))?;
@@ -221,7 +228,7 @@ impl Supervisor {
         let child_channel = lift(child_channel).map_err(setup("dup"))?;
         let err_write = lift(err_write).map_err(setup("dup"))?;
 
-        let landlock = crate::landlock::scope_ruleset().map_err(setup("landlock ruleset"))?;
+        let landlock = settings.landlock.fd;
         let mut plan = ExecPlan::new(
             program,
             argv,

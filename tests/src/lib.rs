@@ -141,6 +141,26 @@ impl Scratch {
     }
 }
 
+impl Scratch {
+    /// [`Scratch::policy`] with `--require-landlock`: the adversarial suite demands full
+    /// enforcement of every wall.
+    pub fn hardened(&self) -> Vec<String> {
+        let mut p = self.policy();
+        p.push("--require-landlock".into());
+        p
+    }
+}
+
+/// Run `action` (no arguments) in the static and the dynamic probe under the hardened standard
+/// policy, and expect `want` as its result line from both.
+pub fn refused(action: &str, want: &str) {
+    let s = Scratch::new(action);
+    for static_ in [false, true] {
+        let r = probe_under_as(&s.hardened(), static_, action, &[]);
+        assert_eq!(r.line(), want, "{action} static={static_}: {r:?}");
+    }
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);

@@ -353,6 +353,63 @@ int main(int argc, char **argv) {
         printf("ok %x %x %x\n", d[0].e | d[1].e, d[0].p | d[1].p, d[0].i | d[1].i);
         return 0;
     }
+    if (!strcmp(c, "name_to_handle")) {
+        char h[128] = {0}; int mnt; *(unsigned *)h = 64;
+        return result(syscall(SYS_name_to_handle_at, AT_FDCWD, a, h, &mnt, 0));
+    }
+    if (!strcmp(c, "mount")) return result(syscall(SYS_mount, "none", a, "tmpfs", 0, NULL));
+    if (!strcmp(c, "bpf")) { char attr[128] = {0}; return result(syscall(SYS_bpf, 0, attr, sizeof attr)); }
+    if (!strcmp(c, "perf")) { char attr[128] = {0}; *(unsigned *)(attr + 4) = 128; return result(syscall(SYS_perf_event_open, attr, 0, -1, -1, 0)); }
+    if (!strcmp(c, "userfaultfd")) return result(syscall(SYS_userfaultfd, 0));
+    if (!strcmp(c, "keyctl")) return result(syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3, 0));
+    if (!strcmp(c, "tioclinux")) { char sub = 6; return result(syscall(SYS_ioctl, 0, TIOCLINUX, &sub)); }
+    if (!strcmp(c, "pidfd-getfd-parent")) {
+        long pfd = syscall(SYS_pidfd_open, getppid(), 0);
+        if (pfd < 0) return result(pfd);
+        return result(syscall(SYS_pidfd_getfd, pfd, 0, 0));
+    }
+    if (!strcmp(c, "exec")) {
+        char *av[] = {(char *)a, NULL};
+        execv(a, av);
+        return result(-1);
+    }
+    if (!strcmp(c, "exec-memfd")) {
+        // Copy a program (A, which must be readable) into a memfd and run it, two ways.
+        int src = open(a, O_RDONLY);
+        if (src < 0) return result(-1);
+        int m = syscall(SYS_memfd_create, "payload", 0);
+        if (m < 0) return result(-1);
+        char buf[65536]; ssize_t n;
+        while ((n = read(src, buf, sizeof buf)) > 0) write(m, buf, n);
+        int chmod_r = fchmod(m, 0755), chmod_e = errno;
+        char *av[] = {"payload", NULL}, *ev[] = {NULL};
+        syscall(SYS_execveat, m, "", av, ev, AT_EMPTY_PATH);
+        int e1 = errno;
+        char p[64]; snprintf(p, sizeof p, "/proc/self/fd/%d", m);
+        execve(p, av, ev);
+        printf("ok %d/%d %d %d\n", chmod_r, chmod_e, e1, errno);
+        return 0;
+    }
+    if (!strcmp(c, "copy-exec")) {
+        // Write a copy of program A to B (in a write grant), make it executable, run it.
+        int src = open(a, O_RDONLY), dst = open(b, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+        if (src < 0 || dst < 0) return result(-1);
+        char buf[65536]; ssize_t n;
+        while ((n = read(src, buf, sizeof buf)) > 0) write(dst, buf, n);
+        fchmod(dst, 0755); close(dst);
+        char *av[] = {(char *)b, NULL};
+        execv(b, av);
+        return result(-1);
+    }
+    if (!strcmp(c, "memfd-exec-flag")) return result(syscall(SYS_memfd_create, "x", 0x0010 /* MFD_EXEC */));
+    if (!strcmp(c, "memfd-rw")) {
+        int m = syscall(SYS_memfd_create, "data", 1 /* MFD_CLOEXEC */);
+        if (m < 0) return result(-1);
+        write(m, "memfd-data", 10); lseek(m, 0, SEEK_SET);
+        char buf[16] = {0}; read(m, buf, 10);
+        printf("ok %s %d\n", buf, !!(fcntl(m, F_GETFD) & FD_CLOEXEC));
+        return 0;
+    }
     if (!strcmp(c, "open_by_handle")) return result(syscall(SYS_open_by_handle_at, AT_FDCWD, NULL, O_RDONLY));
     if (!strcmp(c, "exit")) return atoi(a);
     if (!strcmp(c, "signal")) { raise(atoi(a)); return 0; }

@@ -97,61 +97,6 @@ fn write_trees_allow_mkdir_unlink_rename_and_nothing_else_does() {
 }
 
 #[test]
-fn links_are_never_created_so_no_hardlink_door_opens() {
-    let s = Scratch::new("links");
-    let pol = s.policy();
-    assert_eq!(
-        probe_under(&pol, "link", &[&s.arg("secret.txt"), &s.arg("rw/hard")]).line(),
-        "err 13"
-    );
-    assert_eq!(
-        probe_under(&pol, "symlink", &[&s.arg("secret.txt"), &s.arg("rw/soft")]).line(),
-        "err 13"
-    );
-    assert!(!s.path("rw/hard").exists() && !s.path("rw/soft").exists());
-}
-
-#[test]
-fn a_read_grant_does_not_allow_changing_mode_or_times_through_the_descriptor() {
-    let s = Scratch::new("fdmeta");
-    let before = std::fs::metadata(s.path("allowed/file.txt")).unwrap();
-    let pol = s.policy();
-    assert_eq!(
-        probe_under(&pol, "fchmod", &[&s.arg("allowed/file.txt")]).line(),
-        "err 13"
-    );
-    assert_eq!(
-        probe_under(&pol, "futimens", &[&s.arg("allowed/file.txt")]).line(),
-        "err 13"
-    );
-    assert_eq!(
-        probe_under(&pol, "chmod", &[&s.arg("allowed/file.txt")]).line(),
-        "err 13"
-    );
-    let after = std::fs::metadata(s.path("allowed/file.txt")).unwrap();
-    use std::os::unix::fs::MetadataExt;
-    assert_eq!(
-        (before.mode(), before.mtime()),
-        (after.mode(), after.mtime())
-    );
-    // In a write grant they work.
-    std::fs::write(s.path("rw/f"), "x").unwrap();
-    assert_eq!(
-        probe_under(&pol, "fchmod", &[&s.arg("rw/f")]).line(),
-        "ok 0"
-    );
-    assert_eq!(
-        std::fs::metadata(s.path("rw/f")).unwrap().mode() & 0o777,
-        0o777
-    );
-    assert_eq!(
-        probe_under(&pol, "futimens", &[&s.arg("rw/f")]).line(),
-        "ok 0"
-    );
-    assert_eq!(std::fs::metadata(s.path("rw/f")).unwrap().mtime(), 1);
-}
-
-#[test]
 fn created_files_honour_the_targets_umask() {
     let s = Scratch::new("umask");
     let r = probe_under(

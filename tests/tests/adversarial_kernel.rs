@@ -1,0 +1,36 @@
+//! Kernel attack surface: namespaces, mount, bpf, perf_event_open, userfaultfd, keyctl, a nested seccomp listener, capabilities, sockets.
+//! Part of the adversarial suite: one file per attack class, each case an unmodified program
+//! attacking the real broker, judged from outside. Every case demands full Landlock enforcement.
+
+use broker_tests::*;
+
+#[test]
+fn namespaces_and_nested_listeners_are_refused() {
+    refused("unshare", "err 1");
+    refused("clone-ns", "err 1");
+    refused("seccomp", "err 1");
+    refused("prctl-seccomp", "err 1");
+    // clone3 hides its flags from the filter: ENOSYS, so that libc falls back to clone.
+    refused("clone3", "err 38");
+}
+
+#[test]
+fn sockets_are_refused_but_socketpair_works() {
+    refused("socket", "err 13");
+    refused("socket-unix", "err 13");
+    refused("socketpair", "ok 0");
+}
+
+#[test]
+fn the_target_has_no_capabilities_even_when_the_broker_is_root() {
+    refused("caps", "ok 0 0 0");
+}
+
+#[test]
+fn mount_bpf_perf_userfaultfd_and_keys_are_refused() {
+    for action in ["mount", "bpf", "perf", "userfaultfd", "keyctl"] {
+        let s = Scratch::new(action);
+        let r = probe_under(&s.hardened(), action, &[&s.arg("rw")]);
+        assert_eq!(r.line(), "err 1", "{action}: {r:?}");
+    }
+}
