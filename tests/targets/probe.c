@@ -314,6 +314,19 @@ int main(int argc, char **argv) {
         char buf[8]; struct iovec l = {buf, 8}, r = {(void *)0x400000, 8};
         return result(process_vm_readv(getppid(), &l, 1, &r, 1, 0));
     }
+    if (!strcmp(c, "vm-write")) {
+        char buf[8] = {0}; struct iovec l = {buf, 8}, r = {(void *)0x400000, 8};
+        return result(process_vm_writev(getppid(), &l, 1, &r, 1, 0));
+    }
+    if (!strcmp(c, "tty-inject")) {
+        // On an inherited terminal: is fd 0 a tty, and do TIOCSTI and TIOCLINUX get through?
+        char ch = 'x', sub = 6;
+        int tty = isatty(0);
+        long sti = syscall(SYS_ioctl, 0, TIOCSTI, &ch); int e1 = errno;
+        long lin = syscall(SYS_ioctl, 0, TIOCLINUX, &sub); int e2 = errno;
+        printf("ok tty=%d sti=%ld/%d linux=%ld/%d\n", tty, sti, e1, lin, e2);
+        return 0;
+    }
     if (!strcmp(c, "kill-parent")) { long r = kill(getppid(), SIGKILL); usleep(100000); return result(r); }
     if (!strcmp(c, "tiocsti")) { char ch = 'x'; return result(syscall(SYS_ioctl, 0, TIOCSTI | (1UL << 32), &ch)); }
     if (!strcmp(c, "socket")) return result(socket(AF_INET, SOCK_STREAM, 0));

@@ -22,3 +22,8 @@ fn the_target_cannot_kill_the_broker() {
 fn the_target_cannot_take_the_brokers_descriptors() {
     refused("pidfd-getfd-parent", "err 1");
 }
+
+#[test]
+fn the_target_cannot_write_the_brokers_memory() {
+    refused("vm-write", "err 1");
+}
