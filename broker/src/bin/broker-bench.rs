@@ -104,30 +104,27 @@ fn run(n: u64) -> String {
             &f,
             &n.to_string(),
         ])));
-        brokered.push(measured(
-            Command::new(&broker)
-                .args(["--allow-read", &f, "--"])
-                .arg(&me)
-                .args(["open-loop", &f, &n.to_string()]),
-        ));
-        brokered_pinned.push(measured(
-            Command::new("taskset")
-                .args(["-c", "0"])
-                .arg(&broker)
-                .args(["--allow-read", &f, "--"])
-                .arg(&me)
-                .args(["open-loop", &f, &n.to_string()]),
-        ));
-        audited_pinned.push(measured(
-            Command::new("taskset")
-                .args(["-c", "0"])
-                .arg(&broker)
-                .args(["--allow-read", &f, "--audit-log"])
-                .arg(&audit)
+        // The same target under the broker: unpinned, on one CPU, and on one CPU with an
+        // audit log.
+        let under = |pinned: bool, extra: &[&std::ffi::OsStr]| {
+            let mut cmd = Command::new(if pinned {
+                "taskset"
+            } else {
+                broker.to_str().unwrap()
+            });
+            if pinned {
+                cmd.args(["-c", "0"]).arg(&broker);
+            }
+            cmd.args(["--allow-read", &f])
+                .args(extra)
                 .arg("--")
-                .arg(&me)
-                .args(["open-loop", &f, &n.to_string()]),
-        ));
+                .arg(&me);
+            cmd.args(["open-loop", &f, &n.to_string()]);
+            measured(&mut cmd)
+        };
+        brokered.push(under(false, &[]));
+        brokered_pinned.push(under(true, &[]));
+        audited_pinned.push(under(true, &["--audit-log".as_ref(), audit.as_os_str()]));
         let _ = std::fs::remove_file(&audit);
         floor_pinned.push(notify_floor(n, true));
         floor.push(notify_floor(n, false));
