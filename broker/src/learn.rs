@@ -19,6 +19,10 @@ use std::path::{Path, PathBuf};
 use crate::policy::{Need, RuleKind};
 use crate::serve::Decision;
 
+/// At most this many distinct paths are remembered; a run that asks for more gets a warning and
+/// an incomplete policy rather than unbounded memory.
+pub const MAX_SEEN: usize = 100_000;
+
 /// How many entries of one kind in one directory make it worth a `DIR/**`.
 pub const COLLAPSE_AT: usize = 3;
 /// `/usr/lib/locale` (depth 3) may collapse; `/etc`, `/home/alice` never do.
@@ -38,6 +42,8 @@ pub struct Learner {
     seen: BTreeMap<PathBuf, Seen>,
     /// Paths the default runtime allowance grants anyway.
     runtime: BTreeSet<PathBuf>,
+    /// More than [`MAX_SEEN`] paths were asked for.
+    overflowed: bool,
 }
 
 impl Learner {
@@ -45,6 +51,7 @@ impl Learner {
         Self {
             seen: BTreeMap::new(),
             runtime,
+            overflowed: false,
         }
     }
 
@@ -54,6 +61,13 @@ impl Learner {
             return;
         }
         let path = PathBuf::from(std::ffi::OsStr::from_bytes(&d.resolved));
+        if self.seen.len() >= MAX_SEEN && !self.seen.contains_key(&path) {
+            if !self.overflowed {
+                self.overflowed = true;
+                eprintln!("broker: warning: learn mode saw more than {MAX_SEEN} paths; the policy will be incomplete");
+            }
+            return;
+        }
         let seen = self.seen.entry(path).or_default();
         seen.count += 1;
         match d.need {
