@@ -147,8 +147,6 @@ pub const ALLOWED: &[&str] = &[
     // processes and threads (clone is filtered on its flags below)
     "fork",
     "vfork",
-    "execve",
-    "execveat",
     "exit",
     "exit_group",
     "wait4",
@@ -384,8 +382,13 @@ fn low32(arg: u32, value: u64) -> ScmpArgCompare {
     ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(0xffff_ffff), value)
 }
 
-/// Build the filter; `deny_errno` answers path calls the broker does not serve.
-pub fn build(deny_errno: i32) -> Result<ScmpFilterContext, FilterError> {
+/// Calls that run programs: allowed (Landlock decides what may run), or in learn mode sent to
+/// the broker so that it can record them.
+pub const EXEC: &[&str] = &["execve", "execveat"];
+
+/// Build the filter; `deny_errno` answers path calls the broker does not serve; `notify_exec`
+/// (learn mode) sends [`EXEC`] calls to the broker.
+pub fn build(deny_errno: i32, notify_exec: bool) -> Result<ScmpFilterContext, FilterError> {
     let mut ctx = ScmpFilterContext::new(ScmpAction::Errno(libc::ENOSYS))?;
     ctx.set_act_badarch(ScmpAction::KillProcess)?;
     ctx.set_ctl_nnp(false)?;
@@ -396,6 +399,14 @@ pub fn build(deny_errno: i32) -> Result<ScmpFilterContext, FilterError> {
     }
     for name in ALLOWED {
         rule(&mut ctx, ScmpAction::Allow, name)?;
+    }
+    let exec_action = if notify_exec {
+        ScmpAction::Notify
+    } else {
+        ScmpAction::Allow
+    };
+    for name in EXEC {
+        rule(&mut ctx, exec_action, name)?;
     }
     for name in REFUSED {
         rule(&mut ctx, ScmpAction::Errno(libc::EPERM), name)?;

@@ -34,6 +34,7 @@ struct Seen {
     read: bool,
     write: bool,
     meta: bool,
+    exec: bool,
     count: u32,
 }
 
@@ -42,15 +43,18 @@ pub struct Learner {
     seen: BTreeMap<PathBuf, Seen>,
     /// Paths the default runtime allowance grants anyway.
     runtime: BTreeSet<PathBuf>,
+    /// Programs the default exec policy allows anyway (the program and its interpreters).
+    default_exec: BTreeSet<PathBuf>,
     /// More than [`MAX_SEEN`] paths were asked for.
     overflowed: bool,
 }
 
 impl Learner {
-    pub fn new(runtime: BTreeSet<PathBuf>) -> Self {
+    pub fn new(runtime: BTreeSet<PathBuf>, default_exec: BTreeSet<PathBuf>) -> Self {
         Self {
             seen: BTreeMap::new(),
             runtime,
+            default_exec,
             overflowed: false,
         }
     }
@@ -74,13 +78,24 @@ impl Learner {
             Need::Read => seen.read = true,
             Need::Write => seen.write = true,
             Need::Meta => seen.meta = true,
+            Need::Exec => seen.exec = true,
         }
     }
 
     /// The learned policy as a commented TOML document.
     pub fn policy(&self, command: &str) -> String {
         let mut classes: BTreeMap<RuleKind, BTreeSet<PathBuf>> = BTreeMap::new();
+        let mut execs = BTreeSet::new();
         for (path, seen) in &self.seen {
+            if seen.exec {
+                let program = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+                if !self.default_exec.contains(&program) {
+                    execs.insert(program);
+                }
+            }
+            if !(seen.read || seen.write || seen.meta) {
+                continue;
+            }
             if self.runtime.contains(path) || is_process_specific(path) {
                 continue;
             }
@@ -116,7 +131,8 @@ impl Learner {
             let access = match (seen.write, seen.read, seen.meta) {
                 (true, _, _) => "write",
                 (false, true, _) => "read",
-                _ => "stat",
+                (false, false, true) => "stat",
+                _ => "exec",
             };
             let note = if self.runtime.contains(path) {
                 "  (runtime allowance)"
@@ -145,6 +161,13 @@ impl Learner {
             let _ = writeln!(out, "{} = [", kind.word());
             for p in patterns {
                 let _ = writeln!(out, "  {},", toml_string(&p));
+            }
+            let _ = writeln!(out, "]");
+        }
+        if !execs.is_empty() {
+            let _ = writeln!(out, "exec = [");
+            for p in execs {
+                let _ = writeln!(out, "  {},", toml_string(&p.display().to_string()));
             }
             let _ = writeln!(out, "]");
         }

@@ -142,27 +142,38 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     } else {
         warn_if_loader_denied(&policy, &program, &runtime);
     }
+    let default_exec = broker::runtime::exec_allowance(&program);
     let learner = cli.learn.as_ref().map(|_| {
         eprintln!("broker: warning: learn mode grants the program everything it asks for; use it only on a trusted run");
         policy.push(Rule::new(RuleKind::Write, RuleOrigin::User, "/**").expect("a valid pattern"));
-        broker::learn::Learner::new(runtime)
+        broker::learn::Learner::new(runtime, default_exec.iter().cloned().collect())
     });
-    let mut exec: Vec<String> = broker::runtime::exec_allowance(&program)
+    let file_exec = file.iter().flat_map(|f| &f.exec).map(|e| &e.pattern);
+    let mut exec: Vec<String> = default_exec
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
+        .chain(file_exec.cloned())
         .collect();
-    exec.extend(cli.allow_exec.iter().cloned());
     for pattern in &cli.allow_exec {
         if !pattern.starts_with('/') {
             return Err(anyhow!(
                 "--allow-exec {pattern}: rule path is relative; rule paths must be absolute"
             ));
         }
+        exec.push(pattern.clone());
     }
+    if learner.is_some() {
+        exec.push("/**".into());
+    }
+    let require_landlock = cli.require_landlock
+        || file
+            .as_ref()
+            .and_then(|f| f.require_landlock)
+            .unwrap_or(false);
     let landlock = broker::landlock::ruleset(&exec).context("landlock ruleset")?;
     match landlock.enforcement {
         broker::landlock::Enforcement::Full(_) => {}
-        e if cli.require_landlock => return Err(anyhow!("--require-landlock: {e}")),
+        e if require_landlock => return Err(anyhow!("--require-landlock: {e}")),
         e => eprintln!("broker: warning: {e}"),
     }
     let audit = cli

@@ -66,6 +66,8 @@ pub enum Need {
     Write,
     /// Only metadata: stat, access(F_OK), readlink, chdir.
     Meta,
+    /// Execute (decided by Landlock's exec policy, recorded only in learn mode).
+    Exec,
 }
 
 impl Need {
@@ -74,6 +76,7 @@ impl Need {
             Need::Read => "read",
             Need::Write => "write",
             Need::Meta => "stat",
+            Need::Exec => "exec",
         }
     }
 }
@@ -180,6 +183,7 @@ impl Rule {
             (_, Need::Meta) => true,
             (RuleKind::Read, Need::Read) => true,
             (RuleKind::Read, Need::Write) => false,
+            (_, Need::Exec) => false,
             (RuleKind::Write | RuleKind::Fifo, _) => true,
         }
     }

@@ -3,11 +3,13 @@
 //! ```toml
 //! deny_errno = "EACCES"     # optional: the errno refused requests get
 //! default_runtime = true    # optional: grant what the dynamic loader needs (default true)
+//! require_landlock = false  # optional: refuse to run without full Landlock enforcement
 //!
 //! [allow]
 //! read = ["/etc/hostname", "/srv/model/**"]
 //! write = ["/srv/out/**"]
 //! fifo = ["/run/jobs/in"]
+//! exec = ["/usr/bin/convert"]
 //! ```
 //!
 //! Unknown keys are errors. Every error names the file, line and column and what was expected;
@@ -26,6 +28,7 @@ use crate::policy::RuleKind;
 struct File {
     deny_errno: Option<Spanned<String>>,
     default_runtime: Option<bool>,
+    require_landlock: Option<bool>,
     #[serde(default)]
     allow: Allow,
 }
@@ -39,6 +42,8 @@ struct Allow {
     write: Vec<Spanned<String>>,
     #[serde(default)]
     fifo: Vec<Spanned<String>>,
+    #[serde(default)]
+    exec: Vec<Spanned<String>>,
 }
 
 /// Where a rule or setting was written.
@@ -63,12 +68,21 @@ pub struct RuleSpec {
     pub at: Location,
 }
 
+/// A program (or `DIR/**` of programs) the target may execute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecSpec {
+    pub pattern: String,
+    pub at: Location,
+}
+
 /// A parsed, checked policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyFile {
     pub rules: Vec<RuleSpec>,
+    pub exec: Vec<ExecSpec>,
     pub deny_errno: Option<i32>,
     pub default_runtime: Option<bool>,
+    pub require_landlock: Option<bool>,
     /// Rules whose path does not exist (yet): worth a warning, not an error.
     pub warnings: Vec<String>,
 }
@@ -126,11 +140,13 @@ impl PolicyFile {
             })?),
         };
         let mut rules = Vec::new();
+        let mut exec = Vec::new();
         let mut warnings = Vec::new();
         let lists = [
-            (RuleKind::Read, &file.allow.read),
-            (RuleKind::Write, &file.allow.write),
-            (RuleKind::Fifo, &file.allow.fifo),
+            (Some(RuleKind::Read), &file.allow.read),
+            (Some(RuleKind::Write), &file.allow.write),
+            (Some(RuleKind::Fifo), &file.allow.fifo),
+            (None, &file.allow.exec),
         ];
         for (kind, list) in lists {
             for entry in list {
@@ -157,7 +173,7 @@ impl PolicyFile {
                         "{here}: warning: {base} does not exist; requests for it will fail"
                     )),
                     Ok(m)
-                        if kind == RuleKind::Fifo
+                        if kind == Some(RuleKind::Fifo)
                             && !m.file_type().is_dir()
                             && !std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type()) =>
                     {
@@ -167,17 +183,22 @@ impl PolicyFile {
                     }
                     Ok(_) => {}
                 }
-                rules.push(RuleSpec {
-                    kind,
-                    pattern,
-                    at: here,
-                });
+                match kind {
+                    Some(kind) => rules.push(RuleSpec {
+                        kind,
+                        pattern,
+                        at: here,
+                    }),
+                    None => exec.push(ExecSpec { pattern, at: here }),
+                }
             }
         }
         Ok(PolicyFile {
             rules,
+            exec,
             deny_errno,
             default_runtime: file.default_runtime,
+            require_landlock: file.require_landlock,
             warnings,
         })
     }
@@ -198,14 +219,23 @@ impl PolicyFile {
                 }
             ),
         ];
-        let mut rules: Vec<(RuleKind, &str)> = self
+        if self.require_landlock == Some(true) {
+            out.push("require-landlock on".into());
+        }
+        // Kinds in a fixed order (read, write, fifo, exec), paths sorted within each.
+        let mut rules: Vec<(u8, &str, &str)> = self
             .rules
             .iter()
-            .map(|r| (r.kind, r.pattern.as_str()))
+            .map(|r| (r.kind as u8, r.kind.word(), r.pattern.as_str()))
+            .chain(
+                self.exec
+                    .iter()
+                    .map(|e| (u8::MAX, "exec", e.pattern.as_str())),
+            )
             .collect();
         rules.sort();
         rules.dedup();
-        out.extend(rules.into_iter().map(|(k, p)| format!("{} {p}", k.word())));
+        out.extend(rules.into_iter().map(|(_, k, p)| format!("{k} {p}")));
         out
     }
 }

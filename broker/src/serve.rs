@@ -26,7 +26,8 @@ pub enum Reply {
     Value(i64),
     /// Fail with this errno.
     Errno(i32),
-    /// Let the kernel run the call (used only for chdir, never for an open; see ARCHITECTURE.md).
+    /// Let the kernel run the call: chdir, and exec in learn mode; never an open (see
+    /// ARCHITECTURE.md).
     Continue,
     /// Another thread will answer (a FIFO open waiting for its peer).
     Deferred,
@@ -167,6 +168,8 @@ fn call_names(nr: i64) -> (&'static str, &'static str) {
         libc::SYS_fchown => ("fchown", "chown"),
         libc::SYS_utimensat => ("utimensat", "utimes"),
         libc::SYS_memfd_create => ("memfd_create", "create"),
+        libc::SYS_execve => ("execve", "exec"),
+        libc::SYS_execveat => ("execveat", "exec"),
         _ => ("syscall", "call"),
     }
 }
@@ -285,6 +288,8 @@ impl Server {
             ),
             libc::SYS_fchmod | libc::SYS_fchown | libc::SYS_utimensat => self.fd_meta(l, n),
             libc::SYS_memfd_create => self.memfd(l, n),
+            libc::SYS_execve => self.exec_learned(l, n, libc::AT_FDCWD, a[0]),
+            libc::SYS_execveat => self.exec_learned(l, n, dirfd_arg(a[0]), a[1]),
             _ => Err(Stop::Errno(libc::ENOSYS)),
         };
         match r {
@@ -973,6 +978,25 @@ impl Server {
             )
         })?;
         Ok(Reply::Value(0))
+    }
+
+    /// execve and execveat reach the broker only in learn mode (a trusted run, where the exec
+    /// policy grants everything): note the program and let the kernel run it.
+    fn exec_learned(&mut self, l: &Listener, n: &Notification, dirfd: i32, addr: u64) -> Served {
+        if !self.learn {
+            return Err(Stop::Errno(libc::ENOSYS));
+        }
+        // An exec of a descriptor (AT_EMPTY_PATH) names no path to learn.
+        if let Some(t) = self.resolve_or_empty(l, n, dirfd, addr, Need::Exec)? {
+            self.record_allow(
+                n,
+                &t,
+                Need::Exec,
+                Some("/**".into()),
+                "learn mode runs anything",
+            );
+        }
+        Ok(Reply::Continue)
     }
 
     /// memfd_create, done by the broker with `MFD_NOEXEC_SEAL`: memory files live on an internal

@@ -169,7 +169,7 @@ fn block_signals() -> io::Result<OwnedFd> {
 impl Supervisor {
     /// Fork the child-shim, receive its listener, and let it exec the target.
     pub fn spawn(target: Target, settings: Settings) -> Result<Supervisor, SuperviseError> {
-        let ctx = filter::build(settings.deny_errno)?;
+        let ctx = filter::build(settings.deny_errno, settings.learner.is_some())?;
         let bpf = filter::export(&ctx)?;
         drop(ctx);
 
@@ -293,7 +293,7 @@ impl Supervisor {
         if sent < 0 {
             return Err(fail(setup("handshake")(io::Error::last_os_error())));
         }
-        if let Some(f) = read_failure(&err_read) {
+        if let Some(f) = await_exec(&err_read, &listener) {
             let e = io::Error::from_raw_os_error(f.errno);
             return Err(fail(if f.stage == ShimStage::Exec {
                 SuperviseError::Exec {
@@ -451,6 +451,45 @@ impl Supervisor {
             }
         }
         reap(self.child, status);
+    }
+}
+
+/// Wait for the child's exec: the error pipe closes when it succeeds, or carries the failure.
+/// Meanwhile the child's own `execve` may arrive as a notification (learn mode notifies exec):
+/// it is the exec the broker prepared, so the kernel may run it.
+fn await_exec(pipe: &OwnedFd, listener: &Listener) -> Option<ShimFailure> {
+    let mut buf = listener.recv_buffer();
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: pipe.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: listener.as_fd().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: fds is a valid array of two pollfd.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+            continue; // EINTR
+        }
+        if fds[1].revents & libc::POLLIN != 0 {
+            if let Ok(n) = listener.recv(&mut buf) {
+                let exec = n.nr as i64 == libc::SYS_execve || n.nr as i64 == libc::SYS_execveat;
+                let (error, flags) = if exec {
+                    (0, libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32)
+                } else {
+                    (-libc::ENOSYS, 0)
+                };
+                let _ = listener.respond(n.id, 0, error, flags);
+            }
+        }
+        if fds[0].revents & (libc::POLLIN | libc::POLLHUP) != 0 {
+            return read_failure(pipe);
+        }
     }
 }
 

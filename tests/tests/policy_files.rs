@@ -241,3 +241,31 @@ fn man_page_and_completions_are_generated_from_the_cli() {
     let r = broker(["--help"]);
     assert!(r.stdout.contains("Examples:"), "{r:?}");
 }
+
+#[test]
+fn learn_records_the_programs_a_run_executes() {
+    let s = Scratch::new("learn-exec");
+    let policy = s.arg("p.toml");
+    let script = "cat /etc/hostname";
+    let r = broker(["--learn", &policy, "--", "sh", "-c", script]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let learned = std::fs::read_to_string(&policy).unwrap();
+    let cat = std::fs::canonicalize("/usr/bin/cat").unwrap();
+    assert!(
+        learned.contains(&format!("exec = [\n  \"{}\",\n]", cat.display())),
+        "{learned}"
+    );
+    // Without the learned exec rule the shell cannot run cat; with the policy it runs clean.
+    let r = broker(["--quiet", "--", "sh", "-c", script]);
+    assert_ne!(r.code, Some(0), "{r:?}");
+    let r = broker(["--policy", &policy, "--", "sh", "-c", script]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!r.stderr.contains("denied"), "{r:?}");
+    let r = broker(["check", &policy]);
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l == format!("exec {}", cat.display())),
+        "{r:?}"
+    );
+}
