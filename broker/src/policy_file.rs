@@ -272,7 +272,7 @@ mod tests {
             .to_string();
         assert!(
             e.starts_with(
-                "p.toml:3:1: unknown field `reed`, expected one of `read`, `write`, `fifo`"
+                "p.toml:3:1: unknown field `reed`, expected one of `read`, `write`, `fifo`, `exec`"
             ),
             "{e}"
         );
