@@ -99,6 +99,10 @@ impl Learner {
             if self.runtime.contains(path) || is_process_specific(path) {
                 continue;
             }
+            if seen.meta && !seen.read && !seen.write && self.has_learned_beneath(path) {
+                // Metadata of a directory above a granted path is granted anyway.
+                continue;
+            }
             let is_fifo = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo());
             let kind = if is_fifo {
                 RuleKind::Fifo
@@ -172,6 +176,17 @@ impl Learner {
             let _ = writeln!(out, "]");
         }
         out
+    }
+}
+
+impl Learner {
+    /// Was something beneath `dir` read or written (so that `dir` will be an ancestor of a rule)?
+    fn has_learned_beneath(&self, dir: &Path) -> bool {
+        self.seen
+            .range(dir.to_path_buf()..)
+            .skip(1)
+            .take_while(|(p, _)| p.starts_with(dir))
+            .any(|(p, s)| (s.read || s.write) && !self.runtime.contains(p))
     }
 }
 
@@ -261,6 +276,32 @@ mod tests {
         want.sort();
         assert_eq!(collapse(paths), want);
         std::fs::remove_dir_all(deep.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_directory_only_stated_above_learned_files_needs_no_rule() {
+        let mut l = Learner::new(BTreeSet::new(), BTreeSet::new());
+        let decision = |path: &str, need| Decision {
+            syscall: "x",
+            action: "x",
+            pid: 1,
+            given: path.as_bytes().to_vec(),
+            resolved: path.as_bytes().to_vec(),
+            need,
+            allowed: true,
+            rule: Some("/**".into()),
+            reason: "".into(),
+        };
+        l.record(&decision("/srv/data", Need::Meta));
+        l.record(&decision("/srv/data/f", Need::Read));
+        l.record(&decision("/srv/other", Need::Meta));
+        let policy = l.policy("test");
+        let rules = policy.split("[allow]").nth(1).unwrap();
+        assert!(
+            rules.contains("\"/srv/data/f\"") && rules.contains("\"/srv/other\""),
+            "{policy}"
+        );
+        assert!(!rules.contains("\"/srv/data\","), "{policy}");
     }
 
     #[test]
