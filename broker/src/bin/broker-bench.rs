@@ -13,6 +13,16 @@ use std::time::{Duration, Instant};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("getpid-loop") {
+        let n: u64 = args[2].parse().expect("iterations");
+        let start = Instant::now();
+        for _ in 0..n {
+            // SAFETY: getpid has no preconditions; a raw syscall so libc cannot cache it.
+            unsafe { libc::syscall(libc::SYS_getpid) };
+        }
+        println!("{}", start.elapsed().as_nanos() as f64 / n as f64);
+        return;
+    }
     if args.get(1).map(String::as_str) == Some("open-loop") {
         let n: u64 = args[3].parse().expect("iterations");
         println!("{}", open_loop(&args[2], n));
@@ -98,6 +108,9 @@ fn run(n: u64) -> String {
     let audit = std::env::temp_dir().join(format!("broker-bench-audit-{}", std::process::id()));
     let mut floor_pinned = Vec::new();
     let mut floor = Vec::new();
+    let mut getpid_native = Vec::new();
+    let mut getpid_brokered = Vec::new();
+    let spins = (n * 50).to_string();
     for _ in 0..rounds {
         native.push(measured(Command::new(&me).args([
             "open-loop",
@@ -126,6 +139,13 @@ fn run(n: u64) -> String {
         brokered_pinned.push(under(true, &[]));
         audited_pinned.push(under(true, &["--audit-log".as_ref(), audit.as_os_str()]));
         let _ = std::fs::remove_file(&audit);
+        getpid_native.push(measured(Command::new(&me).args(["getpid-loop", &spins])));
+        getpid_brokered.push(measured(
+            Command::new(&broker)
+                .arg("--")
+                .arg(&me)
+                .args(["getpid-loop", &spins]),
+        ));
         floor_pinned.push(notify_floor(n, true));
         floor.push(notify_floor(n, false));
     }
@@ -138,6 +158,7 @@ fn run(n: u64) -> String {
     let (native, brokered, brokered_pinned) =
         (median(native), median(brokered), median(brokered_pinned));
     let audited_pinned = median(audited_pinned);
+    let (getpid_native, getpid_brokered) = (median(getpid_native), median(getpid_brokered));
     let (floor_pinned, floor) = (median(floor_pinned), median(floor));
     let mut s = String::new();
     use std::fmt::Write;
@@ -171,6 +192,13 @@ fn run(n: u64) -> String {
         );
     };
     row(&mut s, "native open+close", native, "itself", native);
+    row(
+        &mut s,
+        "a syscall the filter allows (`getpid`) under the broker",
+        getpid_brokered,
+        "native",
+        getpid_native,
+    );
     row(
         &mut s,
         "bare user-notification round trip, one CPU (floor)",
