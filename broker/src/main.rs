@@ -123,7 +123,10 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                     "broker: warning: {} {pattern}: {e}; requests for it will fail",
                     kind.flag()
                 );
-            } else if kind == RuleKind::Fifo && !is_fifo_or_dir(pattern) {
+            } else if kind == RuleKind::Fifo
+                && broker::policy::parse_pattern(pattern)
+                    .is_ok_and(|(base, _)| !broker::policy::fits_fifo_rule(base))
+            {
                 eprintln!("broker: warning: --allow-fifo {pattern}: not a FIFO; opening it will be refused");
             }
             policy.push(rule);
@@ -155,11 +158,8 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         .chain(file_exec.cloned())
         .collect();
     for pattern in &cli.allow_exec {
-        if !pattern.starts_with('/') {
-            return Err(anyhow!(
-                "--allow-exec {pattern}: rule path is relative; rule paths must be absolute"
-            ));
-        }
+        broker::policy::parse_pattern(pattern)
+            .with_context(|| format!("--allow-exec {pattern}"))?;
         exec.push(pattern.clone());
     }
     if learner.is_some() {
@@ -209,12 +209,6 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         eprintln!("broker: learned policy written to {}", out.display());
     }
     Ok(result.status.code() as u8)
-}
-
-fn is_fifo_or_dir(pattern: &str) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    let base = pattern.strip_suffix("/**").unwrap_or(pattern);
-    std::fs::symlink_metadata(base).is_ok_and(|m| m.file_type().is_fifo() || m.is_dir())
 }
 
 /// Without the runtime allowance, a dynamic program whose loader files the policy does not

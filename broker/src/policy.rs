@@ -90,9 +90,9 @@ impl fmt::Display for Need {
 /// Errors in the rules themselves.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    #[error("rule path {0:?} is relative; rule paths must be absolute")]
+    #[error("rule path {0:?} is relative, expected an absolute path")]
     Relative(String),
-    #[error("rule path {0:?}: only PATH and DIR/** patterns are supported")]
+    #[error("rule path {0:?}: expected PATH or DIR/**")]
     Pattern(String),
     #[error("rule path {0:?} contains a NUL byte")]
     Nul(String),
@@ -125,23 +125,36 @@ impl fmt::Debug for Rule {
     }
 }
 
+/// Check a rule pattern (`PATH` or `DIR/**`, absolute) and split it into its base and whether
+/// it covers a tree. Every kind of rule, from flags or a policy file, goes through this.
+pub fn parse_pattern(pattern: &str) -> Result<(&str, bool), PolicyError> {
+    if pattern.as_bytes().contains(&0) {
+        return Err(PolicyError::Nul(pattern.into()));
+    }
+    if !pattern.starts_with('/') {
+        return Err(PolicyError::Relative(pattern.into()));
+    }
+    let (base, recursive) = match pattern.strip_suffix("/**") {
+        Some(b) => (if b.is_empty() { "/" } else { b }, true),
+        None => (pattern, false),
+    };
+    if base.contains('*') {
+        return Err(PolicyError::Pattern(pattern.into()));
+    }
+    Ok((base, recursive))
+}
+
+/// Can a FIFO rule on `base` ever open something: is it a FIFO (or a directory of them)?
+pub fn fits_fifo_rule(base: &str) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::symlink_metadata(base).is_ok_and(|m| m.file_type().is_fifo() || m.is_dir())
+}
+
 impl Rule {
     /// Parse `pattern` and open its anchor. A missing path is not an error here: the rule then
     /// answers ENOENT (see [`Rule::missing`]); the caller decides whether to warn.
     pub fn new(kind: RuleKind, origin: RuleOrigin, pattern: &str) -> Result<Rule, PolicyError> {
-        if pattern.as_bytes().contains(&0) {
-            return Err(PolicyError::Nul(pattern.into()));
-        }
-        if !pattern.starts_with('/') {
-            return Err(PolicyError::Relative(pattern.into()));
-        }
-        let (base, recursive) = match pattern.strip_suffix("/**") {
-            Some(b) => (if b.is_empty() { "/" } else { b }, true),
-            None => (pattern, false),
-        };
-        if base.contains('*') {
-            return Err(PolicyError::Pattern(pattern.into()));
-        }
+        let (base, recursive) = parse_pattern(pattern)?;
         let given = NormPath::new(None, base.as_bytes()).expect("absolute");
         let given = given.as_path().to_path_buf();
         let (anchor, canonical) = if recursive {

@@ -152,36 +152,20 @@ impl PolicyFile {
             for entry in list {
                 let pattern = entry.get_ref().clone();
                 let here = at(entry.span().start);
-                let base = pattern.strip_suffix("/**").unwrap_or(&pattern);
-                if !pattern.starts_with('/') {
-                    return Err(PolicyFileError::Invalid {
-                        at: here,
-                        message: format!(
-                            "rule path {pattern:?} is relative, expected an absolute path"
-                        ),
-                    });
-                }
-                if base.contains('*') || pattern.contains('\0') {
-                    return Err(PolicyFileError::Invalid {
-                        at: here,
-                        message: format!("rule path {pattern:?}: expected PATH or DIR/**"),
-                    });
-                }
-                let base = if base.is_empty() { "/" } else { base };
-                match std::fs::symlink_metadata(base) {
-                    Err(_) => warnings.push(format!(
+                let base = crate::policy::parse_pattern(&pattern)
+                    .map_err(|e| PolicyFileError::Invalid {
+                        at: here.clone(),
+                        message: e.to_string(),
+                    })?
+                    .0;
+                if std::fs::symlink_metadata(base).is_err() {
+                    warnings.push(format!(
                         "{here}: warning: {base} does not exist; requests for it will fail"
-                    )),
-                    Ok(m)
-                        if kind == Some(RuleKind::Fifo)
-                            && !m.file_type().is_dir()
-                            && !std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type()) =>
-                    {
-                        warnings.push(format!(
-                            "{here}: warning: {base} is not a FIFO; opening it will be refused"
-                        ))
-                    }
-                    Ok(_) => {}
+                    ));
+                } else if kind == Some(RuleKind::Fifo) && !crate::policy::fits_fifo_rule(base) {
+                    warnings.push(format!(
+                        "{here}: warning: {base} is not a FIFO; opening it will be refused"
+                    ));
                 }
                 match kind {
                     Some(kind) => rules.push(RuleSpec {
