@@ -6,6 +6,7 @@
 //! act through the rule's anchor. Nothing here trusts target memory after it was copied.
 
 use std::borrow::Cow;
+use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -95,8 +96,17 @@ const PASSTHROUGH_RESOLVE: u64 =
 struct Target {
     given: Vec<u8>,
     norm: NormPath,
-    /// The path names one of the caller's own descriptors (`/dev/stdout`, `/proc/self/fd/N`).
-    own_fd: Option<i32>,
+    /// The path names something of the caller's own (see [`Own`]).
+    own: Option<Own>,
+}
+
+/// What of its own a caller may name by path whatever the policy says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Own {
+    /// A descriptor: `/dev/stdout`, `/dev/fd/N`, `/proc/self/fd/N`.
+    Fd(i32),
+    /// Its executable, `/proc/self/exe` (only `readlink` treats it specially).
+    Exe,
 }
 
 /// Why resolving an argument ended the request early.
@@ -346,15 +356,11 @@ impl Server {
         let t = Target {
             given: raw.clone(),
             norm,
-            own_fd: None,
+            own: None,
         };
         match proc_view(&t.norm, n.pid)? {
             ProcView::Unchanged => Ok(Some(t)),
-            ProcView::Rewritten(norm) => Ok(Some(Target { norm, ..t })),
-            ProcView::OwnFd(fd) => Ok(Some(Target {
-                own_fd: Some(fd),
-                ..t
-            })),
+            ProcView::Rewritten(norm, own) => Ok(Some(Target { norm, own, ..t })),
             ProcView::Broker => Err(self.deny(
                 n,
                 &t,
@@ -573,7 +579,7 @@ impl Server {
                 || flags & libc::O_TMPFILE == libc::O_TMPFILE);
         let need = if writes { Need::Write } else { Need::Read };
         let t = self.resolve(l, n, dirfd, addr, need)?;
-        if let Some(fd) = t.own_fd {
+        if let Some(Own::Fd(fd)) = t.own {
             return self.reopen_own(l, n, &t, fd, flags, need, cloexec);
         }
         if flags & libc::O_TMPFILE == libc::O_TMPFILE {
@@ -772,7 +778,8 @@ impl Server {
             None if !empty_ok => return Err(Stop::Errno(libc::ENOENT)),
             None => target_fd(n.pid, dirfd)?,
             Some(Target {
-                own_fd: Some(fd), ..
+                own: Some(Own::Fd(fd)),
+                ..
             }) => target_fd(n.pid, fd)?,
             Some(t) => self.open_meta(n, &t, nofollow)?,
         };
@@ -859,17 +866,15 @@ impl Server {
             return Err(Stop::Errno(libc::EINVAL));
         }
         let t = self.resolve(l, n, dirfd, addr, Need::Meta)?;
-        let mut target = if is_own_exe(t.norm.as_bytes(), n.pid) {
-            // The target may learn where its own program lives (static glibc asks at start-up).
-            sys::readlink(&sys::cstring(format!("/proc/{}/exe", n.pid).as_bytes())?)?
-        } else if let Some(fd) = t.own_fd {
-            // And what its own descriptors are.
-            sys::readlink(&sys::cstring(
-                format!("/proc/{}/fd/{fd}", n.pid).as_bytes(),
-            )?)?
-        } else {
-            let fd = self.open_meta(n, &t, true)?;
-            sys::readlinkat(Some(fd.as_fd()), c"")?
+        let mut target = match t.own {
+            // The target may learn where its own program lives (static glibc asks at start-up),
+            // and what its own descriptors are.
+            Some(Own::Exe) => sys::readlink(&proc_link(n.pid, None)?)?,
+            Some(Own::Fd(fd)) => sys::readlink(&proc_link(n.pid, Some(fd))?)?,
+            None => {
+                let fd = self.open_meta(n, &t, true)?;
+                sys::readlinkat(Some(fd.as_fd()), c"")?
+            }
         };
         target.truncate(size as usize);
         if !l.id_valid(n.id) {
@@ -1043,25 +1048,23 @@ impl Server {
         let a = n.args;
         let fd = target_fd(n.pid, dirfd_arg(a[0]))?;
         // Decide on our own copy, so another thread swapping the target's fd cannot race us.
-        let path = sys::readlink(&sys::cstring(
-            format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes(),
-        )?)?;
+        let own_path = self_fd_path(fd.as_fd())?;
+        let path = sys::readlink(&own_path)?;
         let Some(norm) = NormPath::new(None, &path) else {
             return Err(Stop::Errno(self.deny_errno));
         };
         let t = Target {
             given: path,
             norm,
-            own_fd: None,
+            own: None,
         };
         let policy = Arc::clone(&self.policy);
         self.decide_granted(&policy, n, &t, Need::Write)?;
-        let proc_path = sys::cstring(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())?;
         // SAFETY: NUL-terminated path to our own descriptor; times read into our memory.
         let r = unsafe {
             match n.nr as i64 {
-                libc::SYS_fchmod => libc::chmod(proc_path.as_ptr(), a[1] as libc::mode_t),
-                libc::SYS_fchown => libc::chown(proc_path.as_ptr(), a[1] as u32, a[2] as u32),
+                libc::SYS_fchmod => libc::chmod(own_path.as_ptr(), a[1] as libc::mode_t),
+                libc::SYS_fchown => libc::chown(own_path.as_ptr(), a[1] as u32, a[2] as u32),
                 _ => {
                     if a[3] as i32 & !libc::AT_SYMLINK_NOFOLLOW != 0 {
                         return Err(Stop::Errno(libc::EINVAL));
@@ -1073,7 +1076,7 @@ impl Server {
                         memory::read_exact(n.pid, a[2], &mut times)?;
                         times.as_ptr().cast::<libc::timespec>()
                     };
-                    libc::utimensat(libc::AT_FDCWD, proc_path.as_ptr(), tp, 0)
+                    libc::utimensat(libc::AT_FDCWD, own_path.as_ptr(), tp, 0)
                 }
             }
         };
@@ -1088,12 +1091,11 @@ impl Server {
 /// What [`proc_view`] makes of a path.
 enum ProcView {
     Unchanged,
-    /// `/proc/self/...` or `/proc/thread-self/...`, rewritten to the target's own pid.
-    Rewritten(NormPath),
+    /// `/proc/self/...` or `/proc/thread-self/...` rewritten to the target's own pid, or a path
+    /// under its own pid that names something of its own.
+    Rewritten(NormPath, Option<Own>),
     /// An entry of the broker's own process.
     Broker,
-    /// `/proc/<caller's pid>/fd/N` (or its thread's): one of the caller's own descriptors.
-    OwnFd(i32),
 }
 
 /// Paths under /proc name processes from the caller's point of view: `/proc/self` is the
@@ -1140,15 +1142,20 @@ fn proc_view(norm: &NormPath, tid: u32) -> Result<ProcView, Stop> {
             .or_else(|| p.strip_prefix(format!("/proc/{tgid}/task/{tid}/fd/").as_bytes()))?;
         std::str::from_utf8(rest).ok()?.parse().ok()
     };
-    if let Some(fd) = own_fd(&path) {
-        return Ok(ProcView::OwnFd(fd));
-    }
-    if first != b"self" && first != b"thread-self" {
+    let own = if let Some(fd) = own_fd(&path) {
+        Some(Own::Fd(fd))
+    } else if path == format!("/proc/{tgid}/exe").as_bytes()
+        || path == format!("/proc/{tgid}/task/{tid}/exe").as_bytes()
+    {
+        Some(Own::Exe)
+    } else if first != b"self" && first != b"thread-self" {
         return Ok(ProcView::Unchanged);
-    }
+    } else {
+        None
+    };
     let mut out = NormPath::new(None, &path).ok_or(Stop::Errno(libc::ENOENT))?;
     out.trailing_slash = norm.trailing_slash;
-    Ok(ProcView::Rewritten(out))
+    Ok(ProcView::Rewritten(out, own))
 }
 
 /// The standard aliases of the caller's own descriptors, as every Linux system links them:
@@ -1192,30 +1199,32 @@ fn status_field(tid: u32, field: &str, radix: u32) -> Result<u32, Stop> {
         .ok_or(Stop::Errno(libc::ESRCH))
 }
 
-/// `/proc/<own pid>/exe` (what `/proc/self/exe` becomes), which names the caller's own program.
-fn is_own_exe(path: &[u8], pid: u32) -> bool {
-    let Ok(tgid) = tgid_of(pid) else { return false };
-    path == format!("/proc/{tgid}/exe").as_bytes()
-        || path == format!("/proc/{tgid}/task/{pid}/exe").as_bytes()
-}
-
 /// Reopen a file the broker holds (a checked FIFO, or a duplicate of a target's descriptor)
 /// through `/proc/self/fd` with the access the target asked for.
-pub fn reopen(fifo: BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
-    let path = sys::cstring(format!("/proc/self/fd/{}", fifo.as_raw_fd()).as_bytes())?;
-    sys::openat2(None, &path, flags | libc::O_NOCTTY, 0, 0)
+pub fn reopen(file: BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
+    sys::openat2(None, &self_fd_path(file)?, flags | libc::O_NOCTTY, 0, 0)
+}
+
+/// `/proc/self/fd/N` for one of the broker's own descriptors.
+fn self_fd_path(fd: BorrowedFd<'_>) -> io::Result<CString> {
+    sys::cstring(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())
+}
+
+/// The kernel's link to what the target holds: `/proc/<tid>/fd/<fd>`, `/proc/<tid>/cwd` for
+/// `AT_FDCWD`, `/proc/<tid>/exe` for `None`.
+fn proc_link(tid: u32, fd: Option<i32>) -> Result<CString, Stop> {
+    let link = match fd {
+        None => format!("/proc/{tid}/exe"),
+        Some(libc::AT_FDCWD) => format!("/proc/{tid}/cwd"),
+        Some(fd) if fd < 0 => return Err(Stop::Errno(libc::EBADF)),
+        Some(fd) => format!("/proc/{tid}/fd/{fd}"),
+    };
+    Ok(sys::cstring(link.as_bytes())?)
 }
 
 /// The absolute path of the target's `dirfd` (or cwd), as the kernel records it.
 fn dir_path(pid: u32, dirfd: i32) -> Result<Vec<u8>, Stop> {
-    let link = if dirfd == libc::AT_FDCWD {
-        format!("/proc/{pid}/cwd")
-    } else if dirfd < 0 {
-        return Err(Stop::Errno(libc::EBADF));
-    } else {
-        format!("/proc/{pid}/fd/{dirfd}")
-    };
-    match sys::readlink(&sys::cstring(link.as_bytes())?) {
+    match sys::readlink(&proc_link(pid, Some(dirfd))?) {
         Ok(p) if p.first() == Some(&b'/') => Ok(p),
         // A pipe, socket or anonymous inode: not a directory.
         Ok(_) => Err(Stop::Errno(libc::ENOTDIR)),
@@ -1226,14 +1235,7 @@ fn dir_path(pid: u32, dirfd: i32) -> Result<Vec<u8>, Stop> {
 
 /// An `O_PATH` descriptor of the file behind the target's `fd` (or its cwd).
 fn target_fd(pid: u32, fd: i32) -> Result<OwnedFd, Stop> {
-    let link = if fd == libc::AT_FDCWD {
-        format!("/proc/{pid}/cwd")
-    } else if fd < 0 {
-        return Err(Stop::Errno(libc::EBADF));
-    } else {
-        format!("/proc/{pid}/fd/{fd}")
-    };
-    sys::openat2(None, &sys::cstring(link.as_bytes())?, libc::O_PATH, 0, 0).map_err(|e| {
+    sys::openat2(None, &proc_link(pid, Some(fd))?, libc::O_PATH, 0, 0).map_err(|e| {
         if e.raw_os_error() == Some(libc::ENOENT) {
             Stop::Errno(libc::EBADF)
         } else {
