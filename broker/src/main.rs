@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
 use broker::cli::{Cli, Tool};
-use broker::policy::{Policy, Rule, RuleKind, RuleOrigin};
+use broker::policy::{Policy, Rule, RuleKind};
 use broker::policy_file::PolicyFile;
 use broker::supervisor::{Settings, Supervisor, Target};
 use clap::Parser;
@@ -105,8 +105,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
 
     let mut policy = Policy::new();
     for spec in file.iter().flat_map(|f| &f.rules) {
-        let rule = Rule::new(spec.kind, RuleOrigin::User, &spec.pattern)
-            .with_context(|| spec.at.to_string())?;
+        let rule = Rule::new(spec.kind, &spec.pattern).with_context(|| spec.at.to_string())?;
         policy.push(rule);
     }
     let flag_rules = [
@@ -116,8 +115,8 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     ];
     for (kind, patterns) in flag_rules {
         for pattern in patterns {
-            let rule = Rule::new(kind, RuleOrigin::User, pattern)
-                .with_context(|| format!("{} {pattern}", kind.flag()))?;
+            let rule =
+                Rule::new(kind, pattern).with_context(|| format!("{} {pattern}", kind.flag()))?;
             if let Some(e) = rule.missing() {
                 eprintln!(
                     "broker: warning: {} {pattern}: {e}; requests for it will fail",
@@ -136,9 +135,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     let runtime = broker::runtime::allowance(&program, ld_path.as_deref());
     if default_runtime {
         for path in &runtime {
-            if let Ok(rule) =
-                Rule::new(RuleKind::Read, RuleOrigin::Runtime, &path.to_string_lossy())
-            {
+            if let Ok(rule) = Rule::new(RuleKind::Read, &path.to_string_lossy()) {
                 policy.push(rule);
             }
         }
@@ -148,7 +145,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     let default_exec = broker::runtime::exec_allowance(&program);
     let learner = cli.learn.as_ref().map(|_| {
         eprintln!("broker: warning: learn mode grants the program everything it asks for; use it only on a trusted run");
-        policy.push(Rule::new(RuleKind::Write, RuleOrigin::User, "/**").expect("a valid pattern"));
+        policy.push(Rule::new(RuleKind::Write, "/**").expect("a valid pattern"));
         broker::learn::Learner::new(runtime, default_exec.iter().cloned().collect())
     });
     let file_exec = file.iter().flat_map(|f| &f.exec).map(|e| &e.pattern);

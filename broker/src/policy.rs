@@ -50,13 +50,6 @@ impl RuleKind {
     }
 }
 
-/// Where a rule came from: the user, or the default runtime allowance for the dynamic loader.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RuleOrigin {
-    User,
-    Runtime,
-}
-
 /// The access a request needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
@@ -110,7 +103,6 @@ enum Anchor {
 /// One rule of the policy.
 pub struct Rule {
     pub kind: RuleKind,
-    pub origin: RuleOrigin,
     /// The pattern as written, for messages (shared: every decision record names it).
     pub pattern: Arc<str>,
     recursive: bool,
@@ -153,7 +145,7 @@ pub fn fits_fifo_rule(base: &str) -> bool {
 impl Rule {
     /// Parse `pattern` and open its anchor. A missing path is not an error here: the rule then
     /// answers ENOENT (see [`Rule::missing`]); the caller decides whether to warn.
-    pub fn new(kind: RuleKind, origin: RuleOrigin, pattern: &str) -> Result<Rule, PolicyError> {
+    pub fn new(kind: RuleKind, pattern: &str) -> Result<Rule, PolicyError> {
         let (base, recursive) = parse_pattern(pattern)?;
         let given = NormPath::new(None, base.as_bytes()).expect("absolute");
         let given = given.as_path().to_path_buf();
@@ -170,7 +162,6 @@ impl Rule {
         }
         Ok(Rule {
             kind,
-            origin,
             pattern: pattern.into(),
             recursive,
             bases,
@@ -451,8 +442,8 @@ mod tests {
         let tree = format!("{}/data/**", d.display());
         let sub = format!("{}/data/sub/**", d.display());
         let mut p = Policy::new();
-        p.push(Rule::new(RuleKind::Write, RuleOrigin::User, &tree).unwrap());
-        p.push(Rule::new(RuleKind::Read, RuleOrigin::User, &sub).unwrap());
+        p.push(Rule::new(RuleKind::Write, &tree).unwrap());
+        p.push(Rule::new(RuleKind::Read, &sub).unwrap());
         let f = d.join("data/sub/f");
         assert_eq!(decide(&p, &f, Need::Read), format!("allow {sub} f"));
         // A read-only subtree inside a write tree stays read-only.
@@ -480,18 +471,18 @@ mod tests {
     #[test]
     fn rule_patterns_are_checked() {
         assert!(matches!(
-            Rule::new(RuleKind::Read, RuleOrigin::User, "rel/x"),
+            Rule::new(RuleKind::Read, "rel/x"),
             Err(PolicyError::Relative(_))
         ));
         assert!(matches!(
-            Rule::new(RuleKind::Read, RuleOrigin::User, "/a/*.txt"),
+            Rule::new(RuleKind::Read, "/a/*.txt"),
             Err(PolicyError::Pattern(_))
         ));
         assert!(matches!(
-            Rule::new(RuleKind::Read, RuleOrigin::User, "/a\0b"),
+            Rule::new(RuleKind::Read, "/a\0b"),
             Err(PolicyError::Nul(_))
         ));
-        let missing = Rule::new(RuleKind::Read, RuleOrigin::User, "/nonexistent/dir/**").unwrap();
+        let missing = Rule::new(RuleKind::Read, "/nonexistent/dir/**").unwrap();
         assert_eq!(
             missing.missing().and_then(|e| e.raw_os_error()),
             Some(libc::ENOENT)
