@@ -12,7 +12,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -109,6 +109,9 @@ pub struct Rule {
     /// The base as written (normalised) and as resolved at start-up; a request may use either.
     bases: Vec<PathBuf>,
     anchor: Anchor,
+    /// A walk from the anchor can end in /proc (`/**`, or a base under /proc), where the
+    /// broker's own entries must be refused after the walk (see [`Grant::open`]).
+    reaches_proc: bool,
 }
 
 impl fmt::Debug for Rule {
@@ -160,12 +163,14 @@ impl Rule {
                 bases.push(c);
             }
         }
+        let reaches_proc = recursive && base == "/" || bases.iter().any(|b| b.starts_with("/proc"));
         Ok(Rule {
             kind,
             pattern: pattern.into(),
             recursive,
             bases,
             anchor,
+            reaches_proc,
         })
     }
 
@@ -358,13 +363,19 @@ impl Grant<'_> {
     pub fn open(&self, flags: i32, mode: u32, extra_resolve: u64) -> io::Result<OwnedFd> {
         let (dir, resolve) = self.anchor()?;
         let rest = sys::cstring(self.rest.as_bytes())?;
-        sys::openat2(
+        let fd = sys::openat2(
             Some(dir.as_fd()),
             &rest,
             flags,
             mode,
             resolve | extra_resolve,
-        )
+        )?;
+        if self.rule.reaches_proc && names_broker_proc(fd.as_fd())? {
+            // A symlink such as /tmp/x -> /proc/self/environ is resolved in the broker's
+            // context, so it names the broker. The walk ended outside what the target may see.
+            return Err(io::Error::from_raw_os_error(libc::EXDEV));
+        }
+        Ok(fd)
     }
 
     /// The parent directory (as an `O_PATH` descriptor) and final name, for calls that act on a
@@ -404,6 +415,34 @@ impl Grant<'_> {
             Anchor::Missing(e) => Err(io::Error::from_raw_os_error(*e)),
         }
     }
+}
+
+/// Is `fd` an entry of the broker's own process in /proc (`/proc/<broker pid or tid>/...`)?
+fn names_broker_proc(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    // SAFETY: zeroed statfs is valid; fstatfs fills it.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatfs on our own descriptor.
+    if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut fs) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if fs.f_type != libc::PROC_SUPER_MAGIC {
+        return Ok(false);
+    }
+    let link = sys::readlink(&sys::cstring(
+        format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes(),
+    )?)?;
+    let Some(rest) = link.strip_prefix(b"/proc/") else {
+        // Another procfs mount: its pid entries are the broker's view too. Refuse.
+        return Ok(true);
+    };
+    let first = rest.split(|&c| c == b'/').next().unwrap_or(b"");
+    let Some(pid) = std::str::from_utf8(first)
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+    else {
+        return Ok(false);
+    };
+    Ok(pid == std::process::id() || Path::new(&format!("/proc/self/task/{pid}")).exists())
 }
 
 /// Open a directory above granted paths for metadata only. Such paths are fixed by the policy

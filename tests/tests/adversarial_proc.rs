@@ -47,3 +47,18 @@ fn own_descriptors_reopen_with_the_access_they_have_and_no_more() {
         "allowed-content\n"
     );
 }
+
+#[test]
+fn a_symlink_into_proc_self_never_reaches_the_brokers_entries() {
+    // Under `/**` the walk resolves absolute symlinks from the broker's root, where /proc/self
+    // is the broker: the broker must notice where the walk ended.
+    let s = Scratch::new("proc-link");
+    for entry in ["environ", "status"] {
+        std::os::unix::fs::symlink(format!("/proc/self/{entry}"), s.path(entry)).unwrap();
+        let mut pol = s.hardened();
+        pol.extend(["--allow-read".into(), "/**".into()]);
+        let r = probe_under(&pol, "read", &[&s.arg(entry)]);
+        assert_eq!(r.line(), "err 13", "{entry}: {r:?}");
+        assert!(r.stderr.contains("broker's own /proc"), "{r:?}");
+    }
+}
