@@ -22,6 +22,17 @@ const MAX_FDS_PER_MESSAGE: usize = 1;
 ///
 /// Allocation-free and lock-free: safe to call in a child between `fork` and `exec`.
 pub fn send_with_fd(sock: BorrowedFd<'_>, payload: &[u8], fd: BorrowedFd<'_>) -> io::Result<()> {
+    send(sock, payload, Some(fd), 0)
+}
+
+/// Send `payload` as one message, with `fd` attached if given. `flags` are added to
+/// `MSG_NOSIGNAL` (e.g. `MSG_DONTWAIT`). Allocation-free, like [`send_with_fd`].
+pub fn send(
+    sock: BorrowedFd<'_>,
+    payload: &[u8],
+    fd: Option<BorrowedFd<'_>>,
+    flags: libc::c_int,
+) -> io::Result<()> {
     let mut cmsg_buf = [0u64; CMSG_BUF_WORDS];
     let mut iov = libc::iovec {
         iov_base: payload.as_ptr() as *mut libc::c_void,
@@ -31,21 +42,23 @@ pub fn send_with_fd(sock: BorrowedFd<'_>, payload: &[u8], fd: BorrowedFd<'_>) ->
     let mut msg: libc::msghdr = unsafe { mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = cmsg_buf.as_mut_ptr().cast();
-    // SAFETY: CMSG_SPACE is a pure computation.
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(mem::size_of::<RawFd>() as u32) } as usize;
-    // SAFETY: msg_control points at a buffer of at least msg_controllen bytes, so CMSG_FIRSTHDR
-    // returns a header inside it with room for one descriptor.
-    unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<RawFd>() as u32) as usize;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd.as_raw_fd());
+    if let Some(fd) = fd {
+        msg.msg_control = cmsg_buf.as_mut_ptr().cast();
+        // SAFETY: CMSG_SPACE is a pure computation.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(mem::size_of::<RawFd>() as u32) } as usize;
+        // SAFETY: msg_control points at a buffer of at least msg_controllen bytes, so
+        // CMSG_FIRSTHDR returns a header inside it with room for one descriptor.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<RawFd>() as u32) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd.as_raw_fd());
+        }
     }
     loop {
         // SAFETY: msg is fully initialised and its pointers outlive the call.
-        let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL | flags) };
         if n >= 0 {
             return if n as usize == payload.len() {
                 Ok(())
@@ -65,7 +78,7 @@ pub fn send_with_fd(sock: BorrowedFd<'_>, payload: &[u8], fd: BorrowedFd<'_>) ->
 pub enum RecvError {
     /// The peer closed the socket.
     Closed,
-    /// The message or its control data did not fit and was cut by the kernel.
+    /// The message did not fit and was cut by the kernel.
     Truncated,
     /// More descriptors than allowed were attached (all were closed).
     TooManyFds,
@@ -133,10 +146,11 @@ pub fn recv_with_fd(
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
     }
-    if msg.msg_flags & (libc::MSG_CTRUNC | libc::MSG_TRUNC) != 0 {
+    if msg.msg_flags & libc::MSG_TRUNC != 0 {
         return Err(RecvError::Truncated);
     }
-    if fds.len() > MAX_FDS_PER_MESSAGE {
+    // Control data is cut only when more descriptors came than the buffer holds.
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 || fds.len() > MAX_FDS_PER_MESSAGE {
         return Err(RecvError::TooManyFds);
     }
     if n == 0 && fds.is_empty() {
