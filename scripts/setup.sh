@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 need=()
 dpkg -s libseccomp-dev >/dev/null 2>&1 || need+=(libseccomp-dev)   # links the filter builder
 command -v gcc >/dev/null 2>&1 || need+=(gcc)                        # builds the C test targets
+command -v g++ >/dev/null 2>&1 || need+=(g++)                        # libFuzzer (scripts/fuzz.sh)
 dpkg -s libc6-dev >/dev/null 2>&1 || need+=(libc6-dev)               # static test targets
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)             # unprivileged tests, taskset
 command -v bc >/dev/null 2>&1 || need+=(bc)                          # conformance runner

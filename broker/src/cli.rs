@@ -57,6 +57,10 @@ pub struct Cli {
     /// Do not grant the dynamic loader's files (interpreter, ld.so.cache, libraries).
     #[arg(long = "no-default-runtime")]
     pub no_default_runtime: bool,
+    /// Serve the rules only to programs that ask over the explicit protocol (BROKER_FD); the
+    /// program's own opens are refused, except the loader's files (see --no-default-runtime).
+    #[arg(long = "explicit-only", conflicts_with = "learn")]
+    pub explicit_only: bool,
     /// Do not print a line for each refused request.
     #[arg(long, short = 'q')]
     pub quiet: bool,

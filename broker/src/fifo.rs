@@ -1,17 +1,20 @@
 //! FIFO opens that wait for their peer, each on its own thread.
 //!
 //! A blocking FIFO open can take forever, so it must not run on the notification loop. A waiter
-//! thread reopens the checked FIFO and injects the result itself (the listener's ioctls are
-//! thread-safe). The supervisor pokes waiters with `SIGUSR1` (installed without `SA_RESTART`)
+//! thread reopens the checked FIFO and answers itself: it injects the descriptor into the
+//! notified call (the listener's ioctls are thread-safe) or sends it on the protocol channel. The supervisor pokes waiters with `SIGUSR1` (installed without `SA_RESTART`)
 //! on every tick; a poked waiter whose caller is gone, or whose broker is shutting down, gives up.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::notify::Listener;
-use crate::serve::{reopen, FifoOpen};
+use protocol::wire::Response;
+
+use crate::channel::send_response;
+use crate::serve::{reopen, AnswerTo, FifoOpen};
 
 /// At most this many FIFO opens wait at once; further ones fail with `EAGAIN`.
 pub const MAX_WAITERS: usize = 64;
@@ -116,22 +119,49 @@ impl FifoWaiters {
 }
 
 fn wait_and_inject(listener: &Listener, shutdown: &AtomicBool, open: FifoOpen) {
-    loop {
-        if shutdown.load(Ordering::Acquire) || !listener.id_valid(open.id) {
+    let gone = || {
+        shutdown.load(Ordering::Acquire)
+            || match &open.to {
+                AnswerTo::Notification(id) => !listener.id_valid(*id),
+                AnswerTo::Channel(sock) => peer_gone(sock.as_fd()),
+            }
+    };
+    let result = loop {
+        if gone() {
             return;
         }
         match reopen(open.fifo.as_fd(), open.flags) {
-            Ok(fd) => {
-                if let Err(e) = listener.inject_and_send(open.id, fd.as_fd(), open.cloexec) {
-                    let _ = listener.respond(open.id, 0, -crate::sys::errno_of(&e), 0);
-                }
-                return;
-            }
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-            Err(e) => {
-                let _ = listener.respond(open.id, 0, -crate::sys::errno_of(&e), 0);
-                return;
+            r => break r,
+        }
+    };
+    match (&open.to, result) {
+        (AnswerTo::Notification(id), Ok(fd)) => {
+            if let Err(e) = listener.inject_and_send(*id, fd.as_fd(), open.cloexec) {
+                let _ = listener.respond(*id, 0, -crate::sys::errno_of(&e), 0);
             }
         }
+        (AnswerTo::Notification(id), Err(e)) => {
+            let _ = listener.respond(*id, 0, -crate::sys::errno_of(&e), 0);
+        }
+        (AnswerTo::Channel(sock), Ok(fd)) => {
+            let _ = send_response(sock.as_fd(), &Response::Opened, Some(fd.as_fd()));
+        }
+        (AnswerTo::Channel(sock), Err(e)) => {
+            let resp = Response::error(crate::sys::errno_of(&e), e.to_string());
+            let _ = send_response(sock.as_fd(), &resp, None);
+        }
     }
+}
+
+/// Has the target closed its end of the channel?
+fn peer_gone(sock: BorrowedFd<'_>) -> bool {
+    let mut p = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no wait.
+    let ready = unsafe { libc::poll(&mut p, 1, 0) };
+    ready > 0 && p.revents & (libc::POLLHUP | libc::POLLERR) != 0
 }

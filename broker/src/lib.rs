@@ -8,6 +8,7 @@
 //! - [`runtime`]: the default read-only allowance for the dynamic loader.
 
 pub mod audit;
+pub mod channel;
 pub mod cli;
 pub mod elf;
 pub mod errno;
@@ -22,6 +23,7 @@ pub mod policy;
 pub mod policy_file;
 pub mod program;
 pub mod runtime;
+pub mod sandbox;
 pub mod serve;
 pub mod supervisor;
 pub mod sys;

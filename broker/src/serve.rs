@@ -123,9 +123,45 @@ impl From<io::Error> for Stop {
 
 type Served = Result<Reply, Stop>;
 
+/// Who asked: what a decision records and where a deferred answer goes. A notification, or a
+/// request on the explicit protocol channel.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    /// The notification id (0 for protocol requests).
+    pub id: u64,
+    /// The asking thread (for protocol requests, the target's first process).
+    pub pid: u32,
+    /// The system call or protocol request, e.g. `openat`.
+    pub syscall: &'static str,
+    /// What it does, e.g. `open` (the denial line's verb).
+    pub action: &'static str,
+}
+
+impl From<&Notification> for Caller {
+    fn from(n: &Notification) -> Self {
+        let (syscall, action) = call_names(n.nr as i64);
+        Caller {
+            id: n.id,
+            pid: n.pid,
+            syscall,
+            action,
+        }
+    }
+}
+
+/// Where a deferred answer goes.
+#[derive(Debug)]
+pub enum AnswerTo {
+    /// Inject into the notified call with this id.
+    Notification(u64),
+    /// Send as a protocol response on the channel.
+    Channel(Arc<OwnedFd>),
+}
+
 /// A FIFO open that must wait for its peer, handed to the supervisor's waiters.
 pub struct FifoOpen {
-    pub id: u64,
+    /// Where the descriptor goes once the FIFO has its peer.
+    pub to: AnswerTo,
     /// `O_PATH` descriptor of the FIFO, checked to be one.
     pub fifo: OwnedFd,
     /// Flags for the real open: the access mode the target asked for.
@@ -184,15 +220,28 @@ fn call_names(nr: i64) -> (&'static str, &'static str) {
     }
 }
 
+/// What an open with `flags` needs: writing, creating or truncating is `Write`.
+fn open_need(flags: i32) -> Need {
+    let writes = flags & libc::O_PATH == 0
+        && (flags & libc::O_ACCMODE != libc::O_RDONLY
+            || flags & (libc::O_CREAT | libc::O_TRUNC) != 0
+            || flags & libc::O_TMPFILE == libc::O_TMPFILE);
+    if writes {
+        Need::Write
+    } else {
+        Need::Read
+    }
+}
+
 /// `dirfd` arguments are C ints: the kernel looks only at the low 32 bits.
 fn dirfd_arg(v: u64) -> i32 {
     v as u32 as i32
 }
 
 impl Server {
-    pub fn new(policy: Policy, deny_errno: i32) -> Self {
+    pub fn new(policy: Arc<Policy>, deny_errno: i32) -> Self {
         Self {
-            policy: Arc::new(policy),
+            policy,
             deny_errno,
             path_buf: Vec::with_capacity(crate::path::PATH_MAX),
             decision: Decision {
@@ -309,6 +358,69 @@ impl Server {
         }
     }
 
+    /// Open `path` for a protocol request: the checks of a notified open of the same absolute
+    /// path (flags, policy, walk from the anchor, FIFO rules), without the views that need the
+    /// caller's thread (own descriptors, `/proc/self`). A refusal is recorded as a decision.
+    pub fn open_for(&mut self, c: &Caller, path: &[u8], flags: i32, mode: u32) -> Reply {
+        self.decided = false;
+        self.fifo = None;
+        let r = self.protocol_target(c, path).and_then(|t| {
+            if flags & !KNOWN_OPEN_FLAGS != 0
+                || flags & libc::O_ACCMODE == libc::O_ACCMODE
+                || mode > 0o7777
+            {
+                return Err(Stop::Errno(libc::EINVAL));
+            }
+            let need = open_need(flags);
+            if flags & libc::O_TMPFILE == libc::O_TMPFILE {
+                let reason = "O_TMPFILE is not brokered".into();
+                return Err(self.refuse(c, &t, need, reason, libc::EOPNOTSUPP));
+            }
+            let cloexec = flags & libc::O_CLOEXEC != 0;
+            let policy = Arc::clone(&self.policy);
+            self.open_granted(&policy, c, &t, need, flags, mode, 0, cloexec)
+        });
+        match r {
+            Ok(reply) => reply,
+            Err(Stop::Errno(e)) => Reply::Errno(e),
+            Err(Stop::Gone) => Reply::Errno(libc::EIO),
+        }
+    }
+
+    /// `stat` `path` (following symlinks) for a protocol request, under the policy.
+    pub fn stat_for(&mut self, c: &Caller, path: &[u8]) -> Result<libc::stat, i32> {
+        self.decided = false;
+        self.fifo = None;
+        let r = self.protocol_target(c, path).and_then(|t| {
+            let fd = self.open_meta(c, &t, false)?;
+            Ok(sys::fstat(fd.as_fd())?)
+        });
+        r.map_err(|e| match e {
+            Stop::Errno(e) => e,
+            Stop::Gone => libc::EIO,
+        })
+    }
+
+    /// A protocol path: absolute, normalised lexically like any other request.
+    fn protocol_target(&mut self, c: &Caller, path: &[u8]) -> Result<Target, Stop> {
+        match NormPath::new(None, path) {
+            Some(norm) => Ok(Target {
+                given: path.to_vec(),
+                norm,
+                own: None,
+            }),
+            None => {
+                let t = Target {
+                    given: path.to_vec(),
+                    norm: NormPath::new(None, b"/").expect("absolute"),
+                    own: None,
+                };
+                let reason = "the protocol takes absolute paths".to_string();
+                Err(self.refuse(c, &t, Need::Meta, reason, libc::EINVAL))
+            }
+        }
+    }
+
     /// Read the path at `addr` and resolve it against `dirfd` as the target's kernel state has
     /// it. An empty path is `ENOENT`; `need` is what the caller will ask of it (for refusals).
     fn resolve(
@@ -362,7 +474,7 @@ impl Server {
             ProcView::Unchanged => Ok(Some(t)),
             ProcView::Rewritten(norm, own) => Ok(Some(Target { norm, own, ..t })),
             ProcView::Broker => Err(self.deny(
-                n,
+                &n.into(),
                 &t,
                 need,
                 "the broker's own /proc entries are never served".into(),
@@ -373,19 +485,18 @@ impl Server {
     /// Record a decision on `t`.
     fn record(
         &mut self,
-        n: &Notification,
+        c: &Caller,
         t: &Target,
         need: Need,
         allowed: bool,
         rule: Option<Arc<str>>,
         reason: Cow<'static, str>,
     ) {
-        let (syscall, action) = call_names(n.nr as i64);
         // Reuse the buffers of the last decision: no allocation per request once warm.
         let d = &mut self.decision;
-        d.syscall = syscall;
-        d.action = action;
-        d.pid = n.pid;
+        d.syscall = c.syscall;
+        d.action = c.action;
+        d.pid = c.pid;
         d.given.clear();
         d.given.extend_from_slice(&t.given);
         d.resolved.clear();
@@ -400,33 +511,26 @@ impl Server {
     /// Record an allowed request, when allowed requests are being recorded.
     fn record_allow(
         &mut self,
-        n: &Notification,
+        c: &Caller,
         t: &Target,
         need: Need,
         rule: Option<Arc<str>>,
         reason: &'static str,
     ) {
         if self.record_allowed {
-            self.record(n, t, need, true, rule, Cow::Borrowed(reason));
+            self.record(c, t, need, true, rule, Cow::Borrowed(reason));
         }
     }
 
     /// Record a refusal for the denial line and turn it into `errno`.
-    fn refuse(
-        &mut self,
-        n: &Notification,
-        t: &Target,
-        need: Need,
-        reason: String,
-        errno: i32,
-    ) -> Stop {
-        self.record(n, t, need, false, None, reason.into());
+    fn refuse(&mut self, c: &Caller, t: &Target, need: Need, reason: String, errno: i32) -> Stop {
+        self.record(c, t, need, false, None, reason.into());
         Stop::Errno(errno)
     }
 
     /// A policy refusal: the configured deny errno.
-    fn deny(&mut self, n: &Notification, t: &Target, need: Need, reason: String) -> Stop {
-        self.refuse(n, t, need, reason, self.deny_errno)
+    fn deny(&mut self, c: &Caller, t: &Target, need: Need, reason: String) -> Stop {
+        self.refuse(c, t, need, reason, self.deny_errno)
     }
 
     /// Decide `need` on `t`; a refusal is recorded. `None` means "an ancestor directory of a
@@ -434,14 +538,14 @@ impl Server {
     fn decide<'p>(
         &mut self,
         policy: &'p Policy,
-        n: &Notification,
+        c: &Caller,
         t: &Target,
         need: Need,
     ) -> Result<Option<Grant<'p>>, Stop> {
         match policy.decide(&t.norm, need) {
             PolicyDecision::Allow(g) => {
                 self.record_allow(
-                    n,
+                    c,
                     t,
                     need,
                     Some(g.rule.pattern.clone()),
@@ -450,7 +554,7 @@ impl Server {
                 Ok(Some(g))
             }
             PolicyDecision::Ancestor => {
-                self.record_allow(n, t, need, None, "a directory above a granted path");
+                self.record_allow(c, t, need, None, "a directory above a granted path");
                 Ok(None)
             }
             PolicyDecision::Deny(reason) => {
@@ -458,7 +562,7 @@ impl Server {
                     crate::policy::DenyReason::AccessNotGranted(p) => Some(p.clone()),
                     crate::policy::DenyReason::NoRule => None,
                 };
-                self.record(n, t, need, false, rule, reason.to_string().into());
+                self.record(c, t, need, false, rule, reason.to_string().into());
                 Err(Stop::Errno(self.deny_errno))
             }
         }
@@ -468,14 +572,14 @@ impl Server {
     fn decide_granted<'p>(
         &mut self,
         policy: &'p Policy,
-        n: &Notification,
+        c: &Caller,
         t: &Target,
         need: Need,
     ) -> Result<Grant<'p>, Stop> {
-        match self.decide(policy, n, t, need)? {
+        match self.decide(policy, c, t, need)? {
             Some(g) => Ok(g),
             None => Err(self.deny(
-                n,
+                c,
                 t,
                 need,
                 "only the directory's metadata is granted".into(),
@@ -484,28 +588,28 @@ impl Server {
     }
 
     /// An `O_PATH` descriptor of `t` for metadata calls (grant or ancestor).
-    fn open_meta(&mut self, n: &Notification, t: &Target, nofollow: bool) -> Result<OwnedFd, Stop> {
+    fn open_meta(&mut self, c: &Caller, t: &Target, nofollow: bool) -> Result<OwnedFd, Stop> {
         let policy = Arc::clone(&self.policy);
         let flags = libc::O_PATH | if nofollow { libc::O_NOFOLLOW } else { 0 };
-        match self.decide(&policy, n, t, Need::Meta)? {
+        match self.decide(&policy, c, t, Need::Meta)? {
             Some(g) => g
                 .open(flags, 0, 0)
-                .map_err(|e| self.walk_error(n, t, Need::Meta, e)),
+                .map_err(|e| self.walk_error(c, t, Need::Meta, e)),
             None => Ok(open_ancestor(&t.norm, nofollow)?),
         }
     }
 
     /// `EXDEV` from a walk means a symlink or `..` tried to leave the granted tree: a denial.
-    fn walk_error(&mut self, n: &Notification, t: &Target, need: Need, e: io::Error) -> Stop {
+    fn walk_error(&mut self, c: &Caller, t: &Target, need: Need, e: io::Error) -> Stop {
         match e.raw_os_error() {
             Some(libc::EXDEV) => self.deny(
-                n,
+                c,
                 t,
                 need,
-                "a symlink leads outside the granted tree".into(),
+                "a symlink leads outside the granted tree, or into the broker's own /proc".into(),
             ),
             Some(libc::ELOOP) if need != Need::Meta => self.refuse(
-                n,
+                c,
                 t,
                 need,
                 "a symlink is not followed here".into(),
@@ -572,22 +676,17 @@ impl Server {
             return Err(Stop::Errno(libc::EINVAL));
         }
         let cloexec = flags & libc::O_CLOEXEC != 0;
-        let path_only = flags & libc::O_PATH != 0;
-        let writes = !path_only
-            && (flags & libc::O_ACCMODE != libc::O_RDONLY
-                || flags & (libc::O_CREAT | libc::O_TRUNC) != 0
-                || flags & libc::O_TMPFILE == libc::O_TMPFILE);
-        let need = if writes { Need::Write } else { Need::Read };
+        let need = open_need(flags);
         let t = self.resolve(l, n, dirfd, addr, need)?;
         if let Some(Own::Fd(fd)) = t.own {
             return self.reopen_own(l, n, &t, fd, flags, need, cloexec);
         }
         if flags & libc::O_TMPFILE == libc::O_TMPFILE {
             let reason = "O_TMPFILE is not brokered".into();
-            return Err(self.refuse(n, &t, need, reason, libc::EOPNOTSUPP));
+            return Err(self.refuse(&n.into(), &t, need, reason, libc::EOPNOTSUPP));
         }
         let policy = Arc::clone(&self.policy);
-        self.open_granted(&policy, n, &t, need, flags, mode, resolve, cloexec)
+        self.open_granted(&policy, &n.into(), &t, need, flags, mode, resolve, cloexec)
     }
 
     /// Reopen one of the caller's own descriptors (`/dev/stdout`, `/proc/self/fd/N`): allowed
@@ -624,11 +723,11 @@ impl Server {
         let wants_write = need == Need::Write;
         if (wants_read && !can_read) || (wants_write && !can_write) {
             let reason = format!("descriptor {fd} was not opened for {need}");
-            return Err(self.deny(n, t, need, reason));
+            return Err(self.deny(&n.into(), t, need, reason));
         }
         if wants_write && held & libc::O_APPEND != 0 && flags & libc::O_APPEND == 0 {
             let reason = format!("descriptor {fd} is append-only");
-            return Err(self.deny(n, t, need, reason));
+            return Err(self.deny(&n.into(), t, need, reason));
         }
         let open_flags = if path_only {
             flags & (libc::O_PATH | libc::O_DIRECTORY)
@@ -638,7 +737,7 @@ impl Server {
                 | libc::O_NOCTTY
                 | libc::O_NONBLOCK
         };
-        self.record_allow(n, t, need, None, "the caller's own descriptor");
+        self.record_allow(&n.into(), t, need, None, "the caller's own descriptor");
         let reopened = reopen(file.as_fd(), open_flags)?;
         if flags & (libc::O_PATH | libc::O_NONBLOCK) == 0 {
             sys::set_nonblocking(reopened.as_fd(), false)?;
@@ -653,7 +752,7 @@ impl Server {
     fn open_granted(
         &mut self,
         policy: &Policy,
-        n: &Notification,
+        c: &Caller,
         t: &Target,
         need: Need,
         flags: i32,
@@ -661,7 +760,7 @@ impl Server {
         resolve: u64,
         cloexec: bool,
     ) -> Served {
-        let grant = self.decide_granted(policy, n, t, need)?;
+        let grant = self.decide_granted(policy, c, t, need)?;
         let mut flags = flags;
         if t.norm.trailing_slash {
             if flags & libc::O_CREAT != 0 {
@@ -670,7 +769,7 @@ impl Server {
             flags |= libc::O_DIRECTORY;
         }
         if grant.rule.kind == crate::policy::RuleKind::Fifo {
-            return self.open_fifo(n, t, &grant, flags, cloexec);
+            return self.open_fifo(c, t, &grant, flags, cloexec);
         }
         if self.learn && flags & libc::O_PATH == 0 {
             let st = grant
@@ -678,7 +777,7 @@ impl Server {
                 .ok()
                 .map(|fd| sys::fstat(fd.as_fd()));
             if matches!(st, Some(Ok(st)) if sys::file_type(&st) == libc::S_IFIFO) {
-                return self.open_fifo(n, t, &grant, flags, cloexec);
+                return self.open_fifo(c, t, &grant, flags, cloexec);
             }
         }
         let open_flags = if flags & libc::O_PATH != 0 {
@@ -689,20 +788,20 @@ impl Server {
             (flags & !libc::O_CLOEXEC) | libc::O_NOCTTY | libc::O_NONBLOCK
         };
         let mode = if flags & libc::O_CREAT != 0 {
-            creation_mode(n.pid, mode)?
+            creation_mode(c.pid, mode)?
         } else {
             0
         };
         let fd = grant
             .open(open_flags, mode, resolve)
-            .map_err(|e| self.walk_error(n, t, need, e))?;
+            .map_err(|e| self.walk_error(c, t, need, e))?;
         let st = sys::fstat(fd.as_fd())?;
         if sys::file_type(&st) == libc::S_IFIFO && flags & libc::O_PATH == 0 {
             let reason = format!(
                 "it is a FIFO and rule {} is not a FIFO rule",
                 grant.rule.pattern
             );
-            return Err(self.deny(n, t, need, reason));
+            return Err(self.deny(c, t, need, reason));
         }
         if flags & (libc::O_PATH | libc::O_NONBLOCK) == 0 {
             sys::set_nonblocking(fd.as_fd(), false)?;
@@ -712,7 +811,7 @@ impl Server {
 
     fn open_fifo(
         &mut self,
-        n: &Notification,
+        c: &Caller,
         t: &Target,
         grant: &Grant<'_>,
         flags: i32,
@@ -725,10 +824,10 @@ impl Server {
         };
         let fifo = grant
             .open(libc::O_PATH, 0, libc::RESOLVE_NO_SYMLINKS)
-            .map_err(|e| self.walk_error(n, t, need, e))?;
+            .map_err(|e| self.walk_error(c, t, need, e))?;
         let st = sys::fstat(fifo.as_fd())?;
         if sys::file_type(&st) != libc::S_IFIFO {
-            return Err(self.deny(n, t, need, "FIFO rule, but the file is not a FIFO".into()));
+            return Err(self.deny(c, t, need, "FIFO rule, but the file is not a FIFO".into()));
         }
         if flags & libc::O_PATH != 0 {
             return Ok(Reply::Fd { fd: fifo, cloexec });
@@ -746,7 +845,7 @@ impl Server {
             return Ok(Reply::Fd { fd, cloexec });
         }
         self.fifo = Some(FifoOpen {
-            id: n.id,
+            to: AnswerTo::Notification(c.id),
             fifo,
             flags: access,
             cloexec,
@@ -781,7 +880,7 @@ impl Server {
                 own: Some(Own::Fd(fd)),
                 ..
             }) => target_fd(n.pid, fd)?,
-            Some(t) => self.open_meta(n, &t, nofollow)?,
+            Some(t) => self.open_meta(&n.into(), &t, nofollow)?,
         };
         let bytes: Vec<u8> = match statx_mask {
             Some(mask) => {
@@ -835,9 +934,9 @@ impl Server {
             Some(t) => {
                 if need != Need::Meta {
                     let policy = Arc::clone(&self.policy);
-                    self.decide_granted(&policy, n, &t, need)?;
+                    self.decide_granted(&policy, &n.into(), &t, need)?;
                 }
-                self.open_meta(n, &t, nofollow)?
+                self.open_meta(&n.into(), &t, nofollow)?
             }
         };
         // SAFETY: plain syscall on our own descriptor with a static empty path.
@@ -872,7 +971,7 @@ impl Server {
             Some(Own::Exe) => sys::readlink(&proc_link(n.pid, None)?)?,
             Some(Own::Fd(fd)) => sys::readlink(&proc_link(n.pid, Some(fd))?)?,
             None => {
-                let fd = self.open_meta(n, &t, true)?;
+                let fd = self.open_meta(&n.into(), &t, true)?;
                 sys::readlinkat(Some(fd.as_fd()), c"")?
             }
         };
@@ -886,7 +985,7 @@ impl Server {
 
     fn chdir(&mut self, l: &Listener, n: &Notification, addr: u64) -> Served {
         let t = self.resolve(l, n, libc::AT_FDCWD, addr, Need::Meta)?;
-        let fd = self.open_meta(n, &t, false)?;
+        let fd = self.open_meta(&n.into(), &t, false)?;
         if sys::file_type(&sys::fstat(fd.as_fd())?) != libc::S_IFDIR {
             return Err(Stop::Errno(libc::ENOTDIR));
         }
@@ -903,10 +1002,10 @@ impl Server {
         t: &Target,
     ) -> Result<(OwnedFd, std::ffi::OsString), Stop> {
         let policy = Arc::clone(&self.policy);
-        let grant = self.decide_granted(&policy, n, t, Need::Write)?;
+        let grant = self.decide_granted(&policy, &n.into(), t, Need::Write)?;
         grant
             .open_parent()
-            .map_err(|e| self.walk_error(n, t, Need::Write, e))
+            .map_err(|e| self.walk_error(&n.into(), t, Need::Write, e))
     }
 
     fn mkdir(
@@ -994,7 +1093,7 @@ impl Server {
         // An exec of a descriptor (AT_EMPTY_PATH) names no path to learn.
         if let Some(t) = self.resolve_or_empty(l, n, dirfd, addr, Need::Exec)? {
             self.record_allow(
-                n,
+                &n.into(),
                 &t,
                 Need::Exec,
                 Some("/**".into()),
@@ -1059,7 +1158,7 @@ impl Server {
             own: None,
         };
         let policy = Arc::clone(&self.policy);
-        self.decide_granted(&policy, n, &t, Need::Write)?;
+        self.decide_granted(&policy, &n.into(), &t, Need::Write)?;
         // SAFETY: NUL-terminated path to our own descriptor; times read into our memory.
         let r = unsafe {
             match n.nr as i64 {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use child_shim::{ExecPlan, ShimFailure, ShimStage};
 
 use crate::audit::AuditLog;
+use crate::channel::{Outcome, ProtocolChannel};
 use crate::fifo::FifoWaiters;
 use crate::filter;
 use crate::learn::Learner;
@@ -103,7 +104,11 @@ pub struct Target {
 
 /// How to serve it.
 pub struct Settings {
+    /// What protocol requests may reach, and the target's own calls unless `own_calls` is set.
     pub policy: Policy,
+    /// `--explicit-only`: what the target's own (intercepted) calls may reach instead, the
+    /// runtime allowance at most; everything else only through the protocol.
+    pub own_calls: Option<Policy>,
     pub deny_errno: i32,
     pub quiet: bool,
     /// Log every decision here.
@@ -126,9 +131,12 @@ pub struct Supervisor {
     child: libc::pid_t,
     listener: Arc<Listener>,
     signals: OwnedFd,
-    /// The broker's end of the channel, kept open for the explicit protocol.
-    _channel: OwnedFd,
+    /// The broker's end of the channel, while the target may use the explicit protocol.
+    channel: Option<ProtocolChannel>,
+    /// Decides intercepted calls.
     server: Server,
+    /// Decides protocol requests (the same policy unless `--explicit-only`).
+    protocol_server: Server,
     quiet: bool,
     audit: Option<AuditLog>,
     learner: Option<Learner>,
@@ -304,15 +312,17 @@ impl Supervisor {
                 SuperviseError::Child(f)
             }));
         }
+        let record = settings.audit.is_some() || settings.learner.is_some();
+        let learn = settings.learner.is_some();
+        let policy = Arc::new(settings.policy);
+        let own_calls = settings.own_calls.map_or_else(|| policy.clone(), Arc::new);
         Ok(Supervisor {
             child: pid,
             listener: Arc::new(listener),
             signals,
-            _channel: channel,
-            server: Server::new(settings.policy, settings.deny_errno).recording(
-                settings.audit.is_some() || settings.learner.is_some(),
-                settings.learner.is_some(),
-            ),
+            channel: Some(ProtocolChannel::new(channel, pid as u32)),
+            server: Server::new(own_calls, settings.deny_errno).recording(record, learn),
+            protocol_server: Server::new(policy, settings.deny_errno).recording(record, learn),
             quiet: settings.quiet,
             audit: settings.audit,
             learner: settings.learner,
@@ -342,9 +352,15 @@ impl Supervisor {
                     events: libc::POLLIN,
                     revents: 0,
                 },
+                libc::pollfd {
+                    // poll skips a negative descriptor: no channel, nothing to watch.
+                    fd: self.channel.as_ref().map_or(-1, |c| c.as_raw_fd()),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
             ];
-            // SAFETY: fds is a valid array of two pollfd.
-            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, if busy { 100 } else { -1 }) };
+            // SAFETY: fds is a valid array of three pollfd.
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), 3, if busy { 100 } else { -1 }) };
             if r < 0 {
                 let e = io::Error::last_os_error();
                 if e.raw_os_error() == Some(libc::EINTR) {
@@ -354,6 +370,9 @@ impl Supervisor {
             }
             if fds[1].revents & libc::POLLIN != 0 {
                 self.drain_signals(&mut status);
+            }
+            if fds[2].revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                self.serve_channel(&mut waiters);
             }
             if fds[0].revents & libc::POLLIN != 0 {
                 match self.listener.recv(&mut buf) {
@@ -391,23 +410,14 @@ impl Supervisor {
     }
 
     fn handle(&mut self, n: &Notification, waiters: &mut FifoWaiters) {
-        let l = &*self.listener;
+        let listener = Arc::clone(&self.listener);
+        let l = &*listener;
         // A bug in a handler must not take the broker (and with it the target's only way to
         // open anything) down: that request fails with EIO and serving goes on.
         let server = &mut self.server;
         let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.serve(l, n)))
             .unwrap_or(Reply::Errno(libc::EIO));
-        if let Some(d) = self.server.decision() {
-            if !d.allowed && !self.quiet {
-                eprintln!("broker: {d}");
-            }
-            if let Some(audit) = &mut self.audit {
-                audit.record(d);
-            }
-            if let Some(learner) = &mut self.learner {
-                learner.record(d);
-            }
-        }
+        self.note(false);
         let answered = match reply {
             Reply::Fd { fd, cloexec } => match l.inject_and_send(n.id, fd.as_fd(), cloexec) {
                 Ok(_) => Ok(()),
@@ -426,6 +436,55 @@ impl Supervisor {
         };
         // ENOENT: the caller went away meanwhile; nothing to undo (ADDFD_FLAG_SEND is atomic).
         let _ = answered;
+    }
+
+    /// Serve one message on the protocol channel, or let the channel go.
+    fn serve_channel(&mut self, waiters: &mut FifoWaiters) {
+        let Some(channel) = &mut self.channel else {
+            return;
+        };
+        let server = &mut self.protocol_server;
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| channel.serve_one(server)))
+                .unwrap_or(Outcome::Closed("a handler failed"));
+        self.note(true);
+        match outcome {
+            Outcome::Served => {}
+            Outcome::Deferred(open) => {
+                if let (Err(e), Some(c)) = (waiters.start(open), &self.channel) {
+                    c.send_error(e, "too many FIFO opens are waiting");
+                }
+            }
+            Outcome::Closed(why) => {
+                if why != "the target closed it" && !self.quiet {
+                    eprintln!("broker: dropped the protocol channel: {why}");
+                }
+                self.channel = None;
+            }
+        }
+    }
+
+    /// Print, log and learn from the last decision of the notification or protocol server.
+    fn note(&mut self, protocol: bool) {
+        let server = if protocol {
+            &self.protocol_server
+        } else {
+            &self.server
+        };
+        if let Some(d) = server.decision() {
+            if !d.allowed && !self.quiet {
+                // One write per line, so that lines from the target and the broker sharing a
+                // stderr pipe never interleave mid-line.
+                let line = format!("broker: {d}\n");
+                let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+            }
+            if let Some(audit) = &mut self.audit {
+                audit.record(d);
+            }
+            if let Some(learner) = &mut self.learner {
+                learner.record(d);
+            }
+        }
     }
 
     fn drain_signals(&mut self, status: &mut Option<ExitStatus>) {
