@@ -18,3 +18,8 @@ mkfifo "$D/run/jobs/in"
 set -x
 LC_ALL=C "$BROKER" --allow-fifo "$D/run/jobs/in" --allow-read "$D/model/**" -- \
   cat "$D/run/jobs/in" "$D/model/weights.txt" "$D/secret.txt" || echo "(exit status $?: cat could not read the secret)"
+
+# The same policy for a cooperating program that asks over the explicit protocol (BROKER_FD):
+# with --explicit-only the broker serves the model only to protocol requests.
+LC_ALL=C "$BROKER" --explicit-only --allow-read "$D/model/**" -- \
+  target/release/brokered-cat "$D/model/weights.txt" "$D/secret.txt" || echo "(exit status $?: brokered-cat was refused the secret)"

@@ -268,6 +268,11 @@ impl Server {
         self.decided.then_some(&self.decision)
     }
 
+    /// Forget the last decision, before serving something that may not make one.
+    pub fn clear_decision(&mut self) {
+        self.decided = false;
+    }
+
     /// Record allowed decisions too (`record_allowed`), and open FIFOs met under any grant
     /// (`learn`).
     pub fn recording(mut self, record_allowed: bool, learn: bool) -> Self {

@@ -444,6 +444,8 @@ impl Supervisor {
             return;
         };
         let server = &mut self.protocol_server;
+        // A message that is not a request (a close, garbage) makes no decision of its own.
+        server.clear_decision();
         let outcome =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| channel.serve_one(server)))
                 .unwrap_or(Outcome::Closed("a handler failed"));

@@ -46,6 +46,9 @@ fn a_path_outside_the_policy_is_refused_with_the_reason() {
                 || r.stderr.contains("leads outside the granted tree"),
             "{path}: {r:?}"
         );
+        // One request, one denial line.
+        let denied = format!("denied open {:?}", s.arg(path));
+        assert_eq!(r.stderr.matches(&denied).count(), 1, "{path}: {r:?}");
     }
 }
 
