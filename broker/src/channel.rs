@@ -94,7 +94,7 @@ impl ProtocolChannel {
                 "the first request must be Hello",
             )),
             Request::Open { path, flags, mode } => {
-                let c = self.caller("open");
+                let c = self.caller("protocol:open", "open");
                 match server.open_for(&c, &path, flags, mode) {
                     Reply::Fd { fd, .. } => self.send(&Response::Opened, Some(fd.as_fd())),
                     Reply::Deferred => match server.fifo.take() {
@@ -111,7 +111,7 @@ impl ProtocolChannel {
                 }
             }
             Request::Stat { path } => {
-                let c = self.caller("stat");
+                let c = self.caller("protocol:stat", "stat");
                 match server.stat_for(&c, &path) {
                     Ok(st) => self.answer(&Response::Stat(file_stat(&st))),
                     Err(e) => self.answer(&refusal(server, e)),
@@ -125,14 +125,11 @@ impl ProtocolChannel {
         let _ = self.answer(&Response::error(errno, reason));
     }
 
-    fn caller(&self, action: &'static str) -> Caller {
+    fn caller(&self, syscall: &'static str, action: &'static str) -> Caller {
         Caller {
             id: 0,
             pid: self.pid,
-            syscall: match action {
-                "open" => "protocol:open",
-                _ => "protocol:stat",
-            },
+            syscall,
             action,
         }
     }

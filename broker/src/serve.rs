@@ -121,6 +121,16 @@ impl From<io::Error> for Stop {
     }
 }
 
+impl Stop {
+    /// The errno for a caller that cannot be "gone" (a protocol request).
+    fn errno(self) -> i32 {
+        match self {
+            Stop::Errno(e) => e,
+            Stop::Gone => libc::EIO,
+        }
+    }
+}
+
 type Served = Result<Reply, Stop>;
 
 /// Who asked: what a decision records and where a deferred answer goes. A notification, or a
@@ -220,6 +230,25 @@ fn call_names(nr: i64) -> (&'static str, &'static str) {
     }
 }
 
+/// Flags no open accepts, whatever the path: unknown bits, or both O_WRONLY and O_RDWR.
+fn check_open_flags(flags: i32) -> Result<(), Stop> {
+    if flags & !KNOWN_OPEN_FLAGS != 0 || flags & libc::O_ACCMODE == libc::O_ACCMODE {
+        return Err(Stop::Errno(libc::EINVAL));
+    }
+    Ok(())
+}
+
+/// A protocol request's path. The wire format admits only absolute paths
+/// (`protocol::wire::Request::check`), normalised here lexically like any other request's.
+fn protocol_target(path: &[u8]) -> Result<Target, Stop> {
+    let norm = NormPath::new(None, path).ok_or(Stop::Errno(libc::EINVAL))?;
+    Ok(Target {
+        given: path.to_vec(),
+        norm,
+        own: None,
+    })
+}
+
 /// What an open with `flags` needs: writing, creating or truncating is `Write`.
 fn open_need(flags: i32) -> Need {
     let writes = flags & libc::O_PATH == 0
@@ -268,9 +297,11 @@ impl Server {
         self.decided.then_some(&self.decision)
     }
 
-    /// Forget the last decision, before serving something that may not make one.
+    /// Forget the last request's decision and deferred FIFO open, before serving the next
+    /// (or something that may not make a decision at all).
     pub fn clear_decision(&mut self) {
         self.decided = false;
+        self.fifo = None;
     }
 
     /// Record allowed decisions too (`record_allowed`), and open FIFOs met under any grant
@@ -283,8 +314,7 @@ impl Server {
 
     /// Serve one notification; [`Server::decision`] then says what the policy decided.
     pub fn serve(&mut self, l: &Listener, n: &Notification) -> Reply {
-        self.decided = false;
-        self.fifo = None;
+        self.clear_decision();
         // The filter kills other architectures before they reach us; do not rely on it alone.
         if n.arch != crate::filter::AUDIT_ARCH_X86_64 {
             return Reply::Errno(libc::ENOSYS);
@@ -367,63 +397,26 @@ impl Server {
     /// path (flags, policy, walk from the anchor, FIFO rules), without the views that need the
     /// caller's thread (own descriptors, `/proc/self`). A refusal is recorded as a decision.
     pub fn open_for(&mut self, c: &Caller, path: &[u8], flags: i32, mode: u32) -> Reply {
-        self.decided = false;
-        self.fifo = None;
-        let r = self.protocol_target(c, path).and_then(|t| {
-            if flags & !KNOWN_OPEN_FLAGS != 0
-                || flags & libc::O_ACCMODE == libc::O_ACCMODE
-                || mode > 0o7777
-            {
+        self.clear_decision();
+        let r = check_open_flags(flags).and_then(|()| {
+            // Like openat2: a mode beyond the permission bits is an error, not ignored.
+            if mode > 0o7777 {
                 return Err(Stop::Errno(libc::EINVAL));
             }
-            let need = open_need(flags);
-            if flags & libc::O_TMPFILE == libc::O_TMPFILE {
-                let reason = "O_TMPFILE is not brokered".into();
-                return Err(self.refuse(c, &t, need, reason, libc::EOPNOTSUPP));
-            }
-            let cloexec = flags & libc::O_CLOEXEC != 0;
-            let policy = Arc::clone(&self.policy);
-            self.open_granted(&policy, c, &t, need, flags, mode, 0, cloexec)
+            let t = protocol_target(path)?;
+            self.open_path(c, &t, flags, mode, 0)
         });
-        match r {
-            Ok(reply) => reply,
-            Err(Stop::Errno(e)) => Reply::Errno(e),
-            Err(Stop::Gone) => Reply::Errno(libc::EIO),
-        }
+        r.unwrap_or_else(|e| Reply::Errno(e.errno()))
     }
 
     /// `stat` `path` (following symlinks) for a protocol request, under the policy.
     pub fn stat_for(&mut self, c: &Caller, path: &[u8]) -> Result<libc::stat, i32> {
-        self.decided = false;
-        self.fifo = None;
-        let r = self.protocol_target(c, path).and_then(|t| {
+        self.clear_decision();
+        let r = protocol_target(path).and_then(|t| {
             let fd = self.open_meta(c, &t, false)?;
             Ok(sys::fstat(fd.as_fd())?)
         });
-        r.map_err(|e| match e {
-            Stop::Errno(e) => e,
-            Stop::Gone => libc::EIO,
-        })
-    }
-
-    /// A protocol path: absolute, normalised lexically like any other request.
-    fn protocol_target(&mut self, c: &Caller, path: &[u8]) -> Result<Target, Stop> {
-        match NormPath::new(None, path) {
-            Some(norm) => Ok(Target {
-                given: path.to_vec(),
-                norm,
-                own: None,
-            }),
-            None => {
-                let t = Target {
-                    given: path.to_vec(),
-                    norm: NormPath::new(None, b"/").expect("absolute"),
-                    own: None,
-                };
-                let reason = "the protocol takes absolute paths".to_string();
-                Err(self.refuse(c, &t, Need::Meta, reason, libc::EINVAL))
-            }
-        }
+        r.map_err(Stop::errno)
     }
 
     /// Read the path at `addr` and resolve it against `dirfd` as the target's kernel state has
@@ -677,21 +670,27 @@ impl Server {
         mode: u32,
         resolve: u64,
     ) -> Served {
-        if flags & !KNOWN_OPEN_FLAGS != 0 || flags & libc::O_ACCMODE == libc::O_ACCMODE {
-            return Err(Stop::Errno(libc::EINVAL));
-        }
-        let cloexec = flags & libc::O_CLOEXEC != 0;
+        check_open_flags(flags)?;
         let need = open_need(flags);
         let t = self.resolve(l, n, dirfd, addr, need)?;
         if let Some(Own::Fd(fd)) = t.own {
+            let cloexec = flags & libc::O_CLOEXEC != 0;
             return self.reopen_own(l, n, &t, fd, flags, need, cloexec);
         }
+        self.open_path(&n.into(), &t, flags, mode, resolve)
+    }
+
+    /// Open `t` (resolved, not one of the caller's own descriptors) under the policy: the part
+    /// of an open that intercepted calls and protocol requests share.
+    fn open_path(&mut self, c: &Caller, t: &Target, flags: i32, mode: u32, resolve: u64) -> Served {
+        let need = open_need(flags);
         if flags & libc::O_TMPFILE == libc::O_TMPFILE {
             let reason = "O_TMPFILE is not brokered".into();
-            return Err(self.refuse(&n.into(), &t, need, reason, libc::EOPNOTSUPP));
+            return Err(self.refuse(c, t, need, reason, libc::EOPNOTSUPP));
         }
+        let cloexec = flags & libc::O_CLOEXEC != 0;
         let policy = Arc::clone(&self.policy);
-        self.open_granted(&policy, &n.into(), &t, need, flags, mode, resolve, cloexec)
+        self.open_granted(&policy, c, t, need, flags, mode, resolve, cloexec)
     }
 
     /// Reopen one of the caller's own descriptors (`/dev/stdout`, `/proc/self/fd/N`): allowed

@@ -37,7 +37,8 @@ pub enum Request {
         flags: i32,
         mode: u32,
     },
-    /// `stat(2)` `path` (absolute), following symlinks.
+    /// `stat(2)` `path` (absolute), following symlinks. Every path must be absolute: the
+    /// broker cannot tell which process's working directory a relative one would mean.
     Stat { path: Vec<u8> },
 }
 
@@ -85,6 +86,8 @@ pub enum WireError {
     PathTooLong,
     #[error("path contains a NUL byte")]
     PathNul,
+    #[error("path is relative; the protocol takes absolute paths")]
+    PathRelative,
     #[error("reason longer than {MAX_REASON} bytes")]
     ReasonTooLong,
 }
@@ -118,6 +121,9 @@ fn check_path(path: &[u8]) -> Result<(), WireError> {
     }
     if path.contains(&0) {
         return Err(WireError::PathNul);
+    }
+    if path.first() != Some(&b'/') {
+        return Err(WireError::PathRelative);
     }
     Ok(())
 }
@@ -188,17 +194,23 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// An absolute path of any length the wire admits, without NUL.
+    fn path() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(1u8..=255, 0..MAX_PATH).prop_map(|mut p| {
+            p.insert(0, b'/');
+            p
+        })
+    }
+
     fn request() -> impl Strategy<Value = Request> {
         prop_oneof![
             any::<u32>().prop_map(|version| Request::Hello { version }),
-            (
-                proptest::collection::vec(1u8..=255, 0..=MAX_PATH),
-                any::<i32>(),
-                any::<u32>()
-            )
-                .prop_map(|(path, flags, mode)| Request::Open { path, flags, mode }),
-            proptest::collection::vec(1u8..=255, 0..=MAX_PATH)
-                .prop_map(|path| Request::Stat { path }),
+            (path(), any::<i32>(), any::<u32>()).prop_map(|(path, flags, mode)| Request::Open {
+                path,
+                flags,
+                mode
+            }),
+            path().prop_map(|path| Request::Stat { path }),
         ]
     }
 
@@ -276,6 +288,13 @@ mod tests {
             path: b"/a\0b".to_vec(),
         };
         assert_eq!(encode_request(&nul, &mut buf), Err(WireError::PathNul));
+        let relative = Request::Stat {
+            path: b"etc/passwd".to_vec(),
+        };
+        assert_eq!(
+            encode_request(&relative, &mut buf),
+            Err(WireError::PathRelative)
+        );
         // A long path encoded by hand still fails the decoder's check.
         let n = encode(&long, &mut buf).unwrap();
         assert_eq!(decode_request(&buf[..n]), Err(WireError::PathTooLong));
