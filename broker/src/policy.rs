@@ -428,21 +428,13 @@ fn names_broker_proc(fd: BorrowedFd<'_>) -> io::Result<bool> {
     if fs.f_type != libc::PROC_SUPER_MAGIC {
         return Ok(false);
     }
-    let link = sys::readlink(&sys::cstring(
-        format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes(),
-    )?)?;
+    let link = sys::readlink(&sys::fd_path(fd)?)?;
     let Some(rest) = link.strip_prefix(b"/proc/") else {
         // Another procfs mount: its pid entries are the broker's view too. Refuse.
         return Ok(true);
     };
     let first = rest.split(|&c| c == b'/').next().unwrap_or(b"");
-    let Some(pid) = std::str::from_utf8(first)
-        .ok()
-        .and_then(|p| p.parse::<u32>().ok())
-    else {
-        return Ok(false);
-    };
-    Ok(pid == std::process::id() || Path::new(&format!("/proc/self/task/{pid}")).exists())
+    Ok(sys::proc_pid(first).is_some_and(sys::is_broker_task))
 }
 
 /// Open a directory above granted paths for metadata only. Such paths are fixed by the policy

@@ -1151,7 +1151,7 @@ impl Server {
         let a = n.args;
         let fd = target_fd(n.pid, dirfd_arg(a[0]))?;
         // Decide on our own copy, so another thread swapping the target's fd cannot race us.
-        let own_path = self_fd_path(fd.as_fd())?;
+        let own_path = sys::fd_path(fd.as_fd())?;
         let path = sys::readlink(&own_path)?;
         let Some(norm) = NormPath::new(None, &path) else {
             return Err(Stop::Errno(self.deny_errno));
@@ -1215,15 +1215,10 @@ fn proc_view(norm: &NormPath, tid: u32) -> Result<ProcView, Stop> {
     let tgid = match first {
         b"self" | b"thread-self" => tgid_of(tid)?,
         _ => {
-            let Some(pid) = std::str::from_utf8(first)
-                .ok()
-                .and_then(|p| p.parse::<u32>().ok())
-            else {
+            let Some(pid) = sys::proc_pid(first) else {
                 return Ok(ProcView::Unchanged);
             };
-            if pid == std::process::id()
-                || std::path::Path::new(&format!("/proc/self/task/{pid}")).exists()
-            {
+            if sys::is_broker_task(pid) {
                 return Ok(ProcView::Broker);
             }
             if pid != tgid_of(tid)? {
@@ -1305,12 +1300,7 @@ fn status_field(tid: u32, field: &str, radix: u32) -> Result<u32, Stop> {
 /// Reopen a file the broker holds (a checked FIFO, or a duplicate of a target's descriptor)
 /// through `/proc/self/fd` with the access the target asked for.
 pub fn reopen(file: BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
-    sys::openat2(None, &self_fd_path(file)?, flags | libc::O_NOCTTY, 0, 0)
-}
-
-/// `/proc/self/fd/N` for one of the broker's own descriptors.
-fn self_fd_path(fd: BorrowedFd<'_>) -> io::Result<CString> {
-    sys::cstring(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())
+    sys::openat2(None, &sys::fd_path(file)?, flags | libc::O_NOCTTY, 0, 0)
 }
 
 /// The kernel's link to what the target holds: `/proc/<tid>/fd/<fd>`, `/proc/<tid>/cwd` for

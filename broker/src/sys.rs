@@ -14,6 +14,22 @@ pub fn cvt(r: libc::c_long) -> io::Result<libc::c_long> {
 }
 
 /// A NUL-terminated copy of `bytes`; a path with an inner NUL cannot exist.
+/// `/proc/self/fd/N`: the broker's own link to its descriptor `fd` (to reopen it, or to read
+/// where it points).
+pub fn fd_path(fd: BorrowedFd<'_>) -> io::Result<CString> {
+    cstring(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_bytes())
+}
+
+/// The pid a /proc path component names (`b"1234"`), if it names one.
+pub fn proc_pid(component: &[u8]) -> Option<u32> {
+    std::str::from_utf8(component).ok()?.parse().ok()
+}
+
+/// Is `pid` the broker itself or one of its threads (whose /proc entries are the broker's)?
+pub fn is_broker_task(pid: u32) -> bool {
+    pid == std::process::id() || std::path::Path::new(&format!("/proc/self/task/{pid}")).exists()
+}
+
 pub fn cstring(bytes: &[u8]) -> io::Result<CString> {
     CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
