@@ -289,3 +289,29 @@ pub fn open_fd_count(pid: u32) -> usize {
         .map(|d| d.count())
         .unwrap_or(0)
 }
+
+/// Run the broker with `args` (stdout captured), sampling its descriptor count every `every`
+/// until it exits; returns the samples (0 where the process was not readable) and its output.
+pub fn broker_fd_samples(args: &[String], every: Duration) -> (Vec<usize>, Output) {
+    let mut child = broker_command(args).stdout(Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let mut samples = Vec::new();
+    while child.try_wait().unwrap().is_none() {
+        samples.push(open_fd_count(pid));
+        std::thread::sleep(every);
+    }
+    (samples, child.wait_with_output().unwrap())
+}
+
+/// Assert that the non-zero samples stay within `slack` of their median: growth with the
+/// number of requests would show as a maximum far above the typical count.
+pub fn assert_fd_count_flat(samples: &[usize], slack: usize) {
+    let mut sorted: Vec<usize> = samples.iter().copied().filter(|&n| n > 0).collect();
+    assert!(sorted.len() >= 3, "too few samples: {samples:?}");
+    sorted.sort();
+    let (typical, max) = (sorted[sorted.len() / 2], sorted[sorted.len() - 1]);
+    assert!(
+        max - typical <= slack,
+        "descriptor count moved: {samples:?}"
+    );
+}

@@ -28,25 +28,10 @@ fn the_brokers_descriptors_stay_flat_under_a_flood_of_requests() {
     let mut args: Vec<String> = s.hardened();
     args.extend(["--quiet".into(), "--".into(), probe.display().to_string()]);
     args.extend(["flood".into(), f.clone(), "3000".into(), secret]);
-    let mut child = broker_command(&args)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut samples = Vec::new();
-    while child.try_wait().unwrap().is_none() {
-        samples.push(open_fd_count(pid));
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
+    let (samples, out) = broker_fd_samples(&args, Duration::from_millis(20));
     let line = String::from_utf8_lossy(&out.stdout);
     assert!(line.starts_with("ok 24000 12000"), "{line}");
-    let mut sorted: Vec<usize> = samples.iter().copied().filter(|&n| n > 0).collect();
-    assert!(sorted.len() >= 3, "too few samples: {samples:?}");
-    sorted.sort();
     // Rules' anchors, the listener, the channel, signalfd, stdio; a request in flight may hold
-    // one or two more for a moment (the first samples may predate start-up). Growth with the
-    // number of requests would show as a maximum far above the typical count.
-    let (typical, max) = (sorted[sorted.len() / 2], sorted[sorted.len() - 1]);
-    assert!(max - typical <= 3, "descriptor count moved: {samples:?}");
+    // one or two more for a moment (the first samples may predate start-up).
+    assert_fd_count_flat(&samples, 3);
 }

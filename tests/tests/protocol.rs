@@ -184,27 +184,13 @@ fn the_brokers_descriptors_stay_flat_under_messages_with_descriptors() {
         "with-fds".into(),
         s.arg("allowed/file.txt"),
     ]);
-    let mut child = broker_command(&args)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut samples = Vec::new();
-    while child.try_wait().unwrap().is_none() {
-        samples.push(open_fd_count(pid));
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
+    let (samples, out) = broker_fd_samples(&args, Duration::from_millis(10));
     assert!(
         String::from_utf8_lossy(&out.stdout).starts_with("ok with-fds"),
         "{out:?}"
     );
-    let mut sorted: Vec<usize> = samples.iter().copied().filter(|&n| n > 0).collect();
-    assert!(sorted.len() >= 3, "too few samples: {samples:?}");
-    sorted.sort();
     // 12,000 messages carried over 800,000 descriptors; one kept per message would show at
     // once. A message in flight may hold up to a dozen for a moment (the kernel installs what
     // fits the control buffer, the broker closes them).
-    let (typical, max) = (sorted[sorted.len() / 2], sorted[sorted.len() - 1]);
-    assert!(max - typical <= 16, "descriptor count moved: {samples:?}");
+    assert_fd_count_flat(&samples, 16);
 }
