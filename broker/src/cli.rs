@@ -3,6 +3,9 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::limits;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -15,7 +18,8 @@ Examples:
   broker --policy grader.toml -- ./grader       # then run it with exactly that
   broker check grader.toml                      # validate a policy, print its rules
 
-Exit status: the target's own; 128+N if signal N killed it; 125 if the broker failed;
+Exit status: the target's own; 128+N if signal N killed it (a limit or --wall-time ends the
+run with SIGKILL: 137); 125 if the broker failed or a limit cannot be enforced;
 126 if the program cannot be executed; 127 if it was not found. `broker check`: 0 if the
 policy is valid, 1 if not.";
 
@@ -71,6 +75,33 @@ pub struct Cli {
     /// for exactly this run to FILE.
     #[arg(long, value_name = "FILE", conflicts_with = "policy")]
     pub learn: Option<PathBuf>,
+    /// Limit memory to BYTES (suffix K, M, G): the run cgroup's memory.max where the broker can
+    /// use one, otherwise the address space of each process (RLIMIT_AS).
+    #[arg(long, value_name = "BYTES", value_parser = |s: &str| limits::parse_bytes("--memory", s).map_err(|e| e.to_string()))]
+    pub memory: Option<u64>,
+    /// Limit CPU time to SECS: of the whole tree where the run cgroup allows, of each process
+    /// (RLIMIT_CPU) otherwise.
+    #[arg(long = "cpu-time", value_name = "SECS", value_parser = |s: &str| limits::parse_seconds("--cpu-time", s).map_err(|e| e.to_string()))]
+    pub cpu_time: Option<Duration>,
+    /// End the whole tree SECS after the start.
+    #[arg(long = "wall-time", value_name = "SECS", value_parser = |s: &str| limits::parse_seconds("--wall-time", s).map_err(|e| e.to_string()))]
+    pub wall_time: Option<Duration>,
+    /// Limit the processes and threads the target may have at once (pids.max; otherwise the
+    /// per-user RLIMIT_NPROC, which does not bind root).
+    #[arg(long = "max-procs", value_name = "N", value_parser = |s: &str| limits::parse_count("--max-procs", s).map_err(|e| e.to_string()))]
+    pub max_procs: Option<u64>,
+    /// Limit the size of any file the target writes (RLIMIT_FSIZE; past it, SIGXFSZ).
+    #[arg(long = "max-file-size", value_name = "BYTES", value_parser = |s: &str| limits::parse_bytes("--max-file-size", s).map_err(|e| e.to_string()))]
+    pub max_file_size: Option<u64>,
+    /// Limit the descriptors the target may hold (RLIMIT_NOFILE; injected ones count too).
+    #[arg(long = "max-open-files", value_name = "N", value_parser = |s: &str| limits::parse_count("--max-open-files", s).map_err(|e| e.to_string()))]
+    pub max_open_files: Option<u64>,
+    /// Run even if a limit cannot be enforced here (the log and the report say which).
+    #[arg(long = "best-effort-limits")]
+    pub best_effort_limits: bool,
+    /// Write one JSON object describing how the run ended to FILE (- for stderr).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     /// The program to run and its arguments, after `--`.
     #[arg(
         required = true,

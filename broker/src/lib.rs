@@ -6,8 +6,11 @@
 //! - [`supervisor`]: spawning the child-shim and the notification loop.
 //! - [`serve`]: turning each intercepted call into a reply under the policy.
 //! - [`runtime`]: the default read-only allowance for the dynamic loader.
+//! - [`limits`], [`cgroup`], [`lifecycle`], [`report`]: resource limits, the run's cgroup, ending
+//!   the whole tree, and the run report.
 
 pub mod audit;
+pub mod cgroup;
 pub mod channel;
 pub mod cli;
 pub mod elf;
@@ -16,12 +19,15 @@ pub mod fifo;
 pub mod filter;
 pub mod landlock;
 pub mod learn;
+pub mod lifecycle;
+pub mod limits;
 pub mod memory;
 pub mod notify;
 pub mod path;
 pub mod policy;
 pub mod policy_file;
 pub mod program;
+pub mod report;
 pub mod runtime;
 pub mod sandbox;
 pub mod serve;

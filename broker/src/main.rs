@@ -5,8 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
 use broker::cli::{Cli, Tool};
+use broker::limits::Limits;
 use broker::policy::RuleKind;
 use broker::policy_file::PolicyFile;
+use broker::report::RunReport;
 use broker::sandbox::{Command, Sandbox};
 use clap::Parser;
 
@@ -76,7 +78,53 @@ fn tool_main(tool: &Tool) -> anyhow::Result<u8> {
     }
 }
 
+/// Where `--report` goes: opened before the run, so that an unwritable report fails early.
+enum ReportSink {
+    Stderr,
+    File(std::fs::File, std::path::PathBuf),
+}
+
+impl ReportSink {
+    fn open(path: &std::path::Path) -> anyhow::Result<ReportSink> {
+        if path.as_os_str() == "-" {
+            return Ok(ReportSink::Stderr);
+        }
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+        Ok(ReportSink::File(file, path.to_path_buf()))
+    }
+
+    fn write(self, report: &RunReport) -> anyhow::Result<()> {
+        let line = format!("{}\n", report.to_json());
+        match self {
+            ReportSink::Stderr => std::io::stderr().write_all(line.as_bytes())?,
+            ReportSink::File(mut f, path) => f
+                .write_all(line.as_bytes())
+                .with_context(|| format!("cannot write the report to {}", path.display()))?,
+        }
+        Ok(())
+    }
+}
+
 fn run(cli: &Cli) -> anyhow::Result<u8> {
+    let sink = cli.report.as_deref().map(ReportSink::open).transpose()?;
+    match run_to_end(cli) {
+        Ok((code, report)) => {
+            if let Some(sink) = sink {
+                sink.write(&report)?;
+            }
+            Ok(code)
+        }
+        Err(e) => {
+            if let Some(sink) = sink {
+                let _ = sink.write(&RunReport::broker_error(format!("{e:#}")));
+            }
+            Err(e)
+        }
+    }
+}
+
+fn run_to_end(cli: &Cli) -> anyhow::Result<(u8, RunReport)> {
     // Warnings about a policy file (missing paths) are `broker check`'s business: a reviewed
     // policy runs without repeating them.
     let file = cli.policy.as_deref().map(PolicyFile::load).transpose()?;
@@ -116,7 +164,17 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     if let Some(log) = &cli.audit_log {
         sandbox = sandbox.audit_log(log);
     }
+    let limits = Limits {
+        memory: cli.memory,
+        cpu_time: cli.cpu_time,
+        wall_time: cli.wall_time,
+        max_procs: cli.max_procs,
+        max_file_size: cli.max_file_size,
+        max_open_files: cli.max_open_files,
+        best_effort: cli.best_effort_limits,
+    };
     let sandbox = sandbox
+        .limits(limits)
         .explicit_only(cli.explicit_only)
         .quiet(cli.quiet)
         .learn(cli.learn.is_some());
@@ -128,11 +186,11 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let (status, learned) = running.wait_learning(&shown.join(" "))?;
+    let (status, learned, report) = running.wait_all(&shown.join(" "))?;
     if let (Some(out), Some(learned)) = (&cli.learn, learned) {
         std::fs::write(out, learned)
             .with_context(|| format!("writing the learned policy to {}", out.display()))?;
         eprintln!("broker: learned policy written to {}", out.display());
     }
-    Ok(status.code() as u8)
+    Ok((status.code() as u8, report))
 }

@@ -26,9 +26,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::learn::Learner;
+use crate::limits::{LimitError, LimitPlan, Limits};
 use crate::policy::{self, Need, Policy, PolicyDecision, PolicyError, Rule, RuleKind};
 use crate::policy_file::PolicyFile;
 use crate::program::ProgramError;
+use crate::report::RunReport;
 use crate::supervisor::{ExitStatus, Settings, SuperviseError, Supervisor, Target};
 
 /// Why a sandbox could not be set up or run.
@@ -53,6 +55,8 @@ pub enum SandboxError {
     Supervise(#[from] SuperviseError),
     #[error("{0}")]
     Conflict(&'static str),
+    #[error(transparent)]
+    Limit(#[from] LimitError),
 }
 
 impl SandboxError {
@@ -166,6 +170,7 @@ pub struct Sandbox {
     quiet: bool,
     audit_log: Option<PathBuf>,
     learn: bool,
+    limits: Limits,
 }
 
 impl Default for Sandbox {
@@ -187,6 +192,7 @@ impl Sandbox {
             quiet: false,
             audit_log: None,
             learn: false,
+            limits: Limits::default(),
         }
     }
 
@@ -292,6 +298,13 @@ impl Sandbox {
         self
     }
 
+    /// Run under these resource limits (see [`Limits`]). The whole tree is ended with the run
+    /// in any case.
+    pub fn limits(mut self, limits: Limits) -> Sandbox {
+        self.limits = limits;
+        self
+    }
+
     /// Start `cmd` in the sandbox.
     pub fn spawn(&self, cmd: &Command) -> Result<Running, SandboxError> {
         if self.learn && self.explicit_only {
@@ -361,6 +374,7 @@ impl Sandbox {
                 })
             })
             .transpose()?;
+        let limits = LimitPlan::new(&self.limits)?;
         let mut argv = vec![cmd.program.clone()];
         argv.extend(cmd.args.iter().cloned());
         let target = Target {
@@ -376,10 +390,17 @@ impl Sandbox {
             audit,
             learner,
             landlock,
+            limits,
         };
-        Ok(Running {
-            supervisor: Supervisor::spawn(target, settings)?,
-        })
+        let supervisor = Supervisor::spawn(target, settings)?;
+        if self.limits.any() && !self.quiet {
+            let mut text = String::new();
+            for line in supervisor.limits().lines() {
+                text.push_str(&format!("broker: {line}\n"));
+            }
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
+        }
+        Ok(Running { supervisor })
     }
 
     fn rule(&self, spec: &RuleSpec) -> Result<Rule, SandboxError> {
@@ -424,15 +445,33 @@ impl Running {
         Ok(self.supervisor.run()?.status)
     }
 
+    /// Like [`Running::wait`], with the run's [`RunReport`]: why it ended, what it used, what
+    /// it was refused.
+    pub fn wait_report(self) -> Result<(ExitStatus, RunReport), SandboxError> {
+        let result = self.supervisor.run()?;
+        Ok((result.status, RunReport::of(&result)))
+    }
+
     /// Like [`Running::wait`]; in learn mode also the policy the run needed, as a TOML policy
     /// file commented with `command`.
     pub fn wait_learning(
         self,
         command: &str,
     ) -> Result<(ExitStatus, Option<String>), SandboxError> {
+        let (status, learned, _) = self.wait_all(command)?;
+        Ok((status, learned))
+    }
+
+    /// Everything a run yields: its status, in learn mode the policy it needed (commented with
+    /// `command`), and its report.
+    pub fn wait_all(
+        self,
+        command: &str,
+    ) -> Result<(ExitStatus, Option<String>, RunReport), SandboxError> {
         let result = self.supervisor.run()?;
-        let learned = result.learned.map(|l| l.policy(command));
-        Ok((result.status, learned))
+        let report = RunReport::of(&result);
+        let learned = result.learned.as_ref().map(|l| l.policy(command));
+        Ok((result.status, learned, report))
     }
 }
 

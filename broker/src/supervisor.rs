@@ -12,6 +12,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use child_shim::{ExecPlan, ShimFailure, ShimStage};
 
@@ -20,8 +21,11 @@ use crate::channel::{Outcome, ProtocolChannel};
 use crate::fifo::FifoWaiters;
 use crate::filter;
 use crate::learn::Learner;
+use crate::lifecycle::{Ending, Tree, Usage, Watch};
+use crate::limits::{LimitError, LimitPlan};
 use crate::notify::{Listener, Notification};
 use crate::policy::Policy;
+use crate::report::Requests;
 use crate::serve::{Reply, Server};
 use crate::sys::cvt;
 
@@ -45,6 +49,8 @@ pub enum SuperviseError {
         "the kernel lacks seccomp user notification with descriptor injection (Linux 5.14+): {0}"
     )]
     Unsupported(io::Error),
+    #[error(transparent)]
+    Limit(#[from] LimitError),
     #[error("cannot execute {program}")]
     Exec {
         program: String,
@@ -117,6 +123,8 @@ pub struct Settings {
     pub learner: Option<Learner>,
     /// The Landlock ruleset the child restricts itself with.
     pub landlock: crate::landlock::Ruleset,
+    /// The resource limits and the run cgroup.
+    pub limits: LimitPlan,
 }
 
 /// How a supervised run ended.
@@ -124,6 +132,18 @@ pub struct RunResult {
     pub status: ExitStatus,
     /// In learn mode, what the run asked for.
     pub learned: Option<Learner>,
+    /// Set if the broker ended the run itself (a time limit, or told to stop).
+    pub ending: Option<Ending>,
+    /// From the start of the target until the whole tree was gone.
+    pub wall: Duration,
+    /// CPU time and peak memory of the tree (CPU time from the run cgroup when there is one).
+    pub usage: Usage,
+    /// How often the kernel's OOM killer struck in the run cgroup.
+    pub oom_kills: u64,
+    /// What was decided.
+    pub requests: Requests,
+    /// How each limit was enforced.
+    pub limits: LimitPlan,
 }
 
 /// A started target and the broker's side of it.
@@ -140,6 +160,16 @@ pub struct Supervisor {
     quiet: bool,
     audit: Option<AuditLog>,
     learner: Option<Learner>,
+    tree: Tree,
+    watch: Watch,
+    limits: LimitPlan,
+    /// The target's first call, if it arrived while the broker waited for the exec.
+    first_call: Option<Notification>,
+    ending: Option<Ending>,
+    /// Forwarded signals received: the second one ends the tree.
+    stop_signals: u32,
+    usage: Usage,
+    requests: Requests,
 }
 
 fn cstr(b: &[u8]) -> Result<CString, SuperviseError> {
@@ -236,6 +266,19 @@ impl Supervisor {
         let child_channel = lift(child_channel).map_err(setup("dup"))?;
         let err_write = lift(err_write).map_err(setup("dup"))?;
 
+        // The run cgroup and its guard exist before the target does, so nothing it starts can
+        // be outside them; dropping the tree on a failure below removes them again.
+        let mut limits = settings.limits;
+        let cgroup = limits.cgroup.take();
+        let guard = match &cgroup {
+            Some(cg) => Some(
+                cg.guard()
+                    .map_err(setup("start the cgroup's death guard"))?,
+            ),
+            None => None,
+        };
+        let tree = Tree::new(cgroup, guard);
+
         let landlock = settings.landlock.fd;
         let mut plan = ExecPlan::new(
             program,
@@ -289,6 +332,14 @@ impl Supervisor {
             }
         };
         let listener = Listener::new(listener).map_err(|e| fail(SuperviseError::Unsupported(e)))?;
+        // The child waits for the go-ahead: it gets its limits before it runs anything.
+        limits
+            .apply(pid, tree.cgroup())
+            .map_err(|e| fail(e.into()))?;
+        let watch = Watch::new(
+            limits.limits.wall_time,
+            limits.limits.cpu_time.filter(|_| tree.cgroup().is_some()),
+        );
         // SAFETY: write to our own socket.
         let sent = unsafe {
             libc::send(
@@ -301,7 +352,8 @@ impl Supervisor {
         if sent < 0 {
             return Err(fail(setup("handshake")(io::Error::last_os_error())));
         }
-        if let Some(f) = await_exec(&err_read, &listener) {
+        let (failure, first_call) = await_exec(&err_read, &listener);
+        if let Some(f) = failure {
             let e = io::Error::from_raw_os_error(f.errno);
             return Err(fail(if f.stage == ShimStage::Exec {
                 SuperviseError::Exec {
@@ -312,7 +364,6 @@ impl Supervisor {
                 SuperviseError::Child(f)
             }));
         }
-        let record = settings.audit.is_some() || settings.learner.is_some();
         let learn = settings.learner.is_some();
         let policy = Arc::new(settings.policy);
         let own_calls = settings.own_calls.map_or_else(|| policy.clone(), Arc::new);
@@ -321,11 +372,20 @@ impl Supervisor {
             listener: Arc::new(listener),
             signals,
             channel: Some(ProtocolChannel::new(channel, pid as u32)),
-            server: Server::new(own_calls, settings.deny_errno).recording(record, learn),
-            protocol_server: Server::new(policy, settings.deny_errno).recording(record, learn),
+            // Allowed requests are recorded too: the report counts them.
+            server: Server::new(own_calls, settings.deny_errno).recording(true, learn),
+            protocol_server: Server::new(policy, settings.deny_errno).recording(true, learn),
             quiet: settings.quiet,
             audit: settings.audit,
             learner: settings.learner,
+            tree,
+            watch,
+            limits,
+            first_call,
+            ending: None,
+            stop_signals: 0,
+            usage: Usage::default(),
+            requests: Requests::default(),
         })
     }
 
@@ -334,13 +394,28 @@ impl Supervisor {
         self.child
     }
 
+    /// How each limit is enforced.
+    pub fn limits(&self) -> &LimitPlan {
+        &self.limits
+    }
+
     /// Serve the target until no process holds the filter; return the target's status.
     pub fn run(mut self) -> Result<RunResult, SuperviseError> {
         let mut waiters = FifoWaiters::new(self.listener.clone());
         let mut buf = self.listener.recv_buffer();
         let mut status: Option<ExitStatus> = None;
+        if let Some(n) = self.first_call.take() {
+            self.handle(&n, &mut waiters);
+        }
         loop {
-            let busy = !waiters.is_empty() || status.is_some();
+            let ending = status.is_some() || self.ending.is_some();
+            let busy = !waiters.is_empty() || ending;
+            let mut timeout = busy.then_some(Duration::from_millis(100));
+            if !ending {
+                if let Some(t) = self.watch.timeout(Instant::now()) {
+                    timeout = Some(timeout.map_or(t, |b| b.min(t)));
+                }
+            }
             let mut fds = [
                 libc::pollfd {
                     fd: self.listener.as_fd().as_raw_fd(),
@@ -359,8 +434,12 @@ impl Supervisor {
                     revents: 0,
                 },
             ];
+            // Round up, so that a deadline 0.3 ms away does not spin.
+            let ms = timeout.map_or(-1, |t| {
+                t.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+            });
             // SAFETY: fds is a valid array of three pollfd.
-            let r = unsafe { libc::poll(fds.as_mut_ptr(), 3, if busy { 100 } else { -1 }) };
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), 3, ms) };
             if r < 0 {
                 let e = io::Error::last_os_error();
                 if e.raw_os_error() == Some(libc::EINTR) {
@@ -383,9 +462,16 @@ impl Supervisor {
             } else if fds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
                 break;
             }
-            if status.is_some() {
-                kill_descendants();
-                reap(self.child, &mut status);
+            if self.ending.is_none() {
+                if let Some(e) = self.watch.check(Instant::now(), self.tree.cgroup()) {
+                    self.end(e);
+                }
+            }
+            if status.is_some() || self.ending.is_some() {
+                // What the target left behind (re-parented to us as subreaper, even after
+                // setsid) goes with it.
+                self.tree.kill();
+                self.reap(&mut status);
             }
             if !waiters.is_empty() {
                 waiters.tick();
@@ -394,11 +480,24 @@ impl Supervisor {
         waiters.shutdown();
         if status.is_none() {
             let mut st = 0;
+            // SAFETY: zeroed rusage for wait4 to fill.
+            let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
             // SAFETY: wait for our own child.
-            if unsafe { libc::waitpid(self.child, &mut st, 0) } == self.child {
+            if unsafe { libc::wait4(self.child, &mut st, 0, &mut ru) } == self.child {
                 status = Some(ExitStatus::from_wait(st));
+                self.usage.add(&ru);
             }
         }
+        let wall = self.watch.started.elapsed();
+        self.tree.kill();
+        self.reap(&mut status);
+        let cgroup = self.tree.cgroup();
+        if let Some(cpu) = cgroup.and_then(|cg| cg.cpu_usage()) {
+            self.usage.user = cpu.user;
+            self.usage.system = cpu.system;
+        }
+        let oom_kills = cgroup.map_or(0, |cg| cg.oom_kills());
+        self.tree.finish();
         // Dropping the log writes out everything queued.
         drop(self.audit.take());
         let status =
@@ -406,7 +505,40 @@ impl Supervisor {
         Ok(RunResult {
             status,
             learned: self.learner.take(),
+            ending: self.ending,
+            wall,
+            usage: self.usage,
+            oom_kills,
+            requests: std::mem::take(&mut self.requests),
+            limits: self.limits,
         })
+    }
+
+    /// End the run for `why`: every process of the tree is killed.
+    fn end(&mut self, why: Ending) {
+        self.ending = Some(why);
+        self.tree.kill();
+    }
+
+    /// Reap every exited child, adding up what it used; remember the target's status.
+    fn reap(&mut self, status: &mut Option<ExitStatus>) {
+        let guard = self.tree.guard_pid();
+        loop {
+            let mut st = 0;
+            // SAFETY: zeroed rusage for wait4 to fill.
+            let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+            // SAFETY: non-blocking wait for any child.
+            let pid = unsafe { libc::wait4(-1, &mut st, libc::WNOHANG, &mut ru) };
+            if pid <= 0 {
+                return;
+            }
+            if Some(pid) != guard {
+                self.usage.add(&ru);
+            }
+            if pid == self.child {
+                *status = Some(ExitStatus::from_wait(st));
+            }
+        }
     }
 
     fn handle(&mut self, n: &Notification, waiters: &mut FifoWaiters) {
@@ -474,6 +606,7 @@ impl Supervisor {
             &self.server
         };
         if let Some(d) = server.decision() {
+            self.requests.record(d);
             if !d.allowed && !self.quiet {
                 // One write per line, so that lines from the target and the broker sharing a
                 // stderr pipe never interleave mid-line.
@@ -505,20 +638,27 @@ impl Supervisor {
             }
             let sig = info.ssi_signo as libc::c_int;
             if sig == libc::SIGCHLD {
-                reap(self.child, status);
+                self.reap(status);
             } else if status.is_none() {
-                // SAFETY: signal our own child.
-                unsafe { libc::kill(self.child, sig) };
+                // The first stop request is the target's to handle; a second ends the tree.
+                self.stop_signals += 1;
+                if self.stop_signals >= 2 && self.ending.is_none() {
+                    self.end(Ending::Stopped);
+                } else {
+                    // SAFETY: signal our own child.
+                    unsafe { libc::kill(self.child, sig) };
+                }
             }
         }
-        reap(self.child, status);
+        self.reap(status);
     }
 }
 
 /// Wait for the child's exec: the error pipe closes when it succeeds, or carries the failure.
 /// Meanwhile the child's own `execve` may arrive as a notification (learn mode notifies exec):
-/// it is the exec the broker prepared, so the kernel may run it.
-fn await_exec(pipe: &OwnedFd, listener: &Listener) -> Option<ShimFailure> {
+/// it is the exec the broker prepared, so the kernel may run it. Any other notification is the
+/// target's first call after its exec: it is returned, unanswered, for the main loop.
+fn await_exec(pipe: &OwnedFd, listener: &Listener) -> (Option<ShimFailure>, Option<Notification>) {
     let mut buf = listener.recv_buffer();
     loop {
         let mut fds = [
@@ -537,19 +677,21 @@ fn await_exec(pipe: &OwnedFd, listener: &Listener) -> Option<ShimFailure> {
         if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
             continue; // EINTR
         }
+        // The pipe first: the exec closes it before the new program can make any call, so a
+        // notification that arrives with it is the target's own and stays for the main loop.
+        if fds[0].revents & (libc::POLLIN | libc::POLLHUP) != 0 {
+            return (read_failure(pipe), None);
+        }
         if fds[1].revents & libc::POLLIN != 0 {
             if let Ok(n) = listener.recv(&mut buf) {
-                let exec = n.nr as i64 == libc::SYS_execve || n.nr as i64 == libc::SYS_execveat;
-                let (error, flags) = if exec {
-                    (0, libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32)
+                if n.nr as i64 == libc::SYS_execve || n.nr as i64 == libc::SYS_execveat {
+                    let flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32;
+                    let _ = listener.respond(n.id, 0, 0, flags);
                 } else {
-                    (-libc::ENOSYS, 0)
-                };
-                let _ = listener.respond(n.id, 0, error, flags);
+                    // The exec has happened (the pipe is at its end; this read returns at once).
+                    return (read_failure(pipe), Some(n));
+                }
             }
-        }
-        if fds[0].revents & (libc::POLLIN | libc::POLLHUP) != 0 {
-            return read_failure(pipe);
         }
     }
 }
@@ -578,39 +720,4 @@ fn read_failure(pipe: &OwnedFd) -> Option<ShimFailure> {
         got += n as usize;
     }
     ShimFailure::decode(&b)
-}
-
-/// Reap every exited child; remember the target's status.
-fn reap(target: libc::pid_t, status: &mut Option<ExitStatus>) {
-    loop {
-        let mut st = 0;
-        // SAFETY: non-blocking wait for any child.
-        let pid = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
-        if pid <= 0 {
-            return;
-        }
-        if pid == target {
-            *status = Some(ExitStatus::from_wait(st));
-        }
-    }
-}
-
-/// SIGKILL every child the broker still has: once the target is gone, what it left behind
-/// (re-parented to us as subreaper, even after setsid) goes too.
-fn kill_descendants() {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return;
-    };
-    for task in tasks.flatten() {
-        let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
-            continue;
-        };
-        for pid in children
-            .split_whitespace()
-            .filter_map(|p| p.parse::<libc::pid_t>().ok())
-        {
-            // SAFETY: signal a child of ours.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-    }
 }

@@ -436,6 +436,60 @@ int main(int argc, char **argv) {
         if (fork() == 0) { setsid(); if (fork() == 0) { sleep(60); _exit(0); } _exit(0); }
         usleep(100000); printf("ok\n"); return 0;
     }
+    // Resource-limit targets: they misbehave until a limit stops them.
+    if (!strcmp(c, "hog")) {
+        // Touch memory 1 MiB at a time; when refused, abort as allocators do.
+        long mib = 0;
+        for (;;) {
+            char *p = malloc(1 << 20);
+            if (!p) { fprintf(stderr, "hog: refused after %ld MiB\n", mib); abort(); }
+            memset(p, 1, 1 << 20); mib++;
+        }
+    }
+    if (!strcmp(c, "alloc")) {
+        // Touch a MiB a given number of times, then exit cleanly.
+        for (long i = 0; i < atol(a); i++) { char *p = malloc(1 << 20); if (!p) return 3; memset(p, 1, 1 << 20); }
+        printf("ok\n"); return 0;
+    }
+    if (!strcmp(c, "spin")) { for (volatile unsigned long i = 0;; i++) {} }
+    if (!strcmp(c, "spin-children")) {
+        // N children burn CPU; the parent only waits.
+        for (int i = 0; i < atoi(a); i++) if (fork() == 0) for (volatile unsigned long j = 0;; j++) {}
+        while (wait(NULL) > 0) {}
+        return 0;
+    }
+    if (!strcmp(c, "forkbomb")) {
+        for (;;) { if (fork() < 0) usleep(1000); }
+    }
+    if (!strcmp(c, "daemon-pid")) {
+        // A grandchild in its own session prints its pid and lives on; the target sleeps a
+        // seconds (0: exits at once).
+        int p[2]; pipe(p);
+        if (fork() == 0) {
+            setsid();
+            if (fork() == 0) { printf("daemon %d\n", getpid()); close(p[1]); for (;;) pause(); }
+            _exit(0);
+        }
+        close(p[1]); char ch; read(p[0], &ch, 1); // EOF once the daemon has printed
+        wait(NULL);
+        sleep(atoi(a)); printf("ok\n"); return 0;
+    }
+    if (!strcmp(c, "write-big")) {
+        int fd = open(a, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0) return result(fd);
+        static char chunk[4096];
+        long total = atol(b), done = 0;
+        while (done < total) { ssize_t n = write(fd, chunk, sizeof chunk); if (n < 0) return result(n); done += n; }
+        return result(done);
+    }
+    if (!strcmp(c, "fill-fds")) {
+        // Take descriptors until refused, then ask the broker for one more.
+        int dups = 0, last = 0;
+        for (;;) { if (dup(0) < 0) { last = errno; break; } dups++; }
+        int fd = open(a, O_RDONLY);
+        printf("ok dups %d dup-errno %d open %d open-errno %d\n", dups, last, fd, fd < 0 ? errno : 0);
+        return 0;
+    }
     fprintf(stderr, "unknown action %s\n", c);
     return 2;
 }

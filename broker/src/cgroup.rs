@@ -1,0 +1,333 @@
+//! The run's own cgroup (v2): a membership the target cannot leave (its filter keeps it from
+//! opening cgroup files, and Landlock from writing them), one write that kills the whole tree
+//! (`cgroup.kill`, setsid daemons included), the tree's CPU time (`cpu.stat`, present without
+//! any controller), and `memory.max` / `pids.max` where those controllers are delegated.
+//!
+//! The cgroup is made under the broker's own (`/proc/self/cgroup`), so it needs nothing but a
+//! cgroup the broker may write: root's, or one delegated to the user (systemd `Delegate=yes`).
+//! If the broker is the only process in its cgroup and a controller cannot be enabled there
+//! (cgroup v2 allows controllers only for cgroups without processes of their own), the broker
+//! first moves itself into a leaf beside the runs.
+//!
+//! A [`DeathGuard`] covers the broker's own death: a tiny process outside the run that kills
+//! the run cgroup when the broker's end of a pipe closes, however the broker ended.
+
+use std::ffi::CString;
+use std::fs;
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::sys::cvt;
+
+/// The controllers a run would like.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Controllers {
+    pub memory: bool,
+    pub pids: bool,
+}
+
+/// The tree's CPU time so far, from `cpu.stat`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuUsage {
+    pub user: Duration,
+    pub system: Duration,
+}
+
+impl CpuUsage {
+    pub fn total(&self) -> Duration {
+        self.user + self.system
+    }
+}
+
+/// One run's cgroup; removed (after killing what is left in it) on drop.
+#[derive(Debug)]
+pub struct RunCgroup {
+    dir: PathBuf,
+    controllers: Controllers,
+}
+
+/// Where the cgroup v2 hierarchy is mounted, and the broker's own cgroup in it.
+fn own_cgroup() -> Result<PathBuf, String> {
+    let cgroups =
+        fs::read_to_string("/proc/self/cgroup").map_err(|e| format!("/proc/self/cgroup: {e}"))?;
+    let own = cgroups
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .ok_or("the broker is in no cgroup v2 hierarchy")?;
+    let mounts = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
+    for line in mounts.lines() {
+        let Some((fields, rest)) = line.split_once(" - ") else {
+            continue;
+        };
+        if !rest.starts_with("cgroup2 ") {
+            continue;
+        }
+        let f: Vec<&str> = fields.split(' ').collect();
+        let (root, mount) = (
+            f.get(3).copied().unwrap_or("/"),
+            f.get(4).copied().unwrap_or(""),
+        );
+        let Some(rel) = own.strip_prefix(root.trim_end_matches('/')) else {
+            continue;
+        };
+        let rel = rel.trim_matches('/');
+        let dir = if rel.is_empty() {
+            PathBuf::from(mount)
+        } else {
+            Path::new(mount).join(rel)
+        };
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+    }
+    Err("no cgroup v2 mount holds the broker's cgroup".into())
+}
+
+fn has_word(text: &str, word: &str) -> bool {
+    text.split_whitespace().any(|w| w == word)
+}
+
+/// Enable the wanted controllers for `parent`'s children, as far as they are available there.
+fn enable(parent: &Path, want: Controllers) -> Controllers {
+    let available = fs::read_to_string(parent.join("cgroup.controllers")).unwrap_or_default();
+    let mut got = Controllers::default();
+    for (wanted, name, slot) in [
+        (want.memory, "memory", &mut got.memory),
+        (want.pids, "pids", &mut got.pids),
+    ] {
+        if !wanted || !has_word(&available, name) {
+            continue;
+        }
+        let enabled = fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap_or_default();
+        *slot = has_word(&enabled, name)
+            || fs::write(parent.join("cgroup.subtree_control"), format!("+{name}")).is_ok();
+    }
+    got
+}
+
+impl RunCgroup {
+    /// Make a cgroup for one run under the broker's own; `Err` says why there is none.
+    pub fn create(want: Controllers) -> Result<RunCgroup, String> {
+        static RUNS: AtomicU32 = AtomicU32::new(0);
+        let parent = own_cgroup()?;
+        let mut controllers = enable(&parent, want);
+        if controllers != want && is_alone_in(&parent) {
+            // Controllers need a parent without processes of its own: step aside into a leaf.
+            let leaf = parent.join("broker-supervisor");
+            let _ = fs::create_dir(&leaf);
+            if fs::write(leaf.join("cgroup.procs"), std::process::id().to_string()).is_ok() {
+                controllers = enable(&parent, want);
+            }
+        }
+        let name = format!(
+            "broker-{}-{}",
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = parent.join(name);
+        fs::create_dir(&dir)
+            .map_err(|e| format!("cannot create a cgroup in {}: {e}", parent.display()))?;
+        let cg = RunCgroup { dir, controllers };
+        // cgroup.kill (Linux 5.14) is what ends the tree; without it the cgroup is of no use.
+        if !cg.dir.join("cgroup.kill").exists() {
+            return Err("the kernel has no cgroup.kill (Linux 5.14+)".into());
+        }
+        Ok(cg)
+    }
+
+    /// The run cgroup's directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The controllers this run has.
+    pub fn controllers(&self) -> Controllers {
+        self.controllers
+    }
+
+    /// Write `value` to the cgroup's `file`.
+    pub fn write(&self, file: &str, value: &str) -> io::Result<()> {
+        fs::OpenOptions::new()
+            .write(true)
+            .open(self.dir.join(file))?
+            .write_all(value.as_bytes())
+    }
+
+    fn read(&self, file: &str) -> io::Result<String> {
+        fs::read_to_string(self.dir.join(file))
+    }
+
+    /// Move process `pid` (and all its threads) into the cgroup.
+    pub fn add(&self, pid: libc::pid_t) -> io::Result<()> {
+        self.write("cgroup.procs", &pid.to_string())
+    }
+
+    /// SIGKILL everything in the cgroup, including processes forked meanwhile.
+    pub fn kill(&self) -> io::Result<()> {
+        self.write("cgroup.kill", "1")
+    }
+
+    /// Does any process remain in it?
+    pub fn populated(&self) -> bool {
+        self.read("cgroup.events")
+            .map(|e| e.lines().any(|l| l == "populated 1"))
+            .unwrap_or(false)
+    }
+
+    /// The tree's CPU time so far (including processes that have exited).
+    pub fn cpu_usage(&self) -> Option<CpuUsage> {
+        let stat = self.read("cpu.stat").ok()?;
+        let field = |name: &str| {
+            stat.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<u64>().ok())
+        };
+        Some(CpuUsage {
+            user: Duration::from_micros(field("user_usec")?),
+            system: Duration::from_micros(field("system_usec")?),
+        })
+    }
+
+    /// How many times the kernel's OOM killer struck in the cgroup (needs the memory controller).
+    pub fn oom_kills(&self) -> u64 {
+        self.read("memory.events")
+            .ok()
+            .and_then(|e| {
+                e.lines()
+                    .find_map(|l| l.strip_prefix("oom_kill ")?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// Arm a [`DeathGuard`] for this cgroup.
+    pub fn guard(&self) -> io::Result<DeathGuard> {
+        DeathGuard::arm(&self.dir)
+    }
+}
+
+impl Drop for RunCgroup {
+    fn drop(&mut self) {
+        let _ = self.kill();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.populated() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+/// Is the broker the only process in `cgroup`?
+fn is_alone_in(cgroup: &Path) -> bool {
+    let me = std::process::id().to_string();
+    fs::read_to_string(cgroup.join("cgroup.procs"))
+        .map(|procs| procs.lines().all(|p| p == me))
+        .unwrap_or(false)
+}
+
+/// A process outside the run that kills the run cgroup when the broker is gone. It blocks on a
+/// pipe whose only write end the broker holds; end of file (the broker exited, was killed, or
+/// dropped the guard) makes it write `cgroup.kill`, remove the cgroup, and exit.
+#[derive(Debug)]
+pub struct DeathGuard {
+    pid: libc::pid_t,
+    /// Closing it wakes the guard.
+    alive: Option<OwnedFd>,
+}
+
+/// Move `fd` above the low descriptors the guard rearranges.
+fn lift(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC returns a fresh descriptor, which we own.
+    let r = cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) } as libc::c_long)?;
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+impl DeathGuard {
+    fn arm(dir: &Path) -> io::Result<DeathGuard> {
+        let kill_file = fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("cgroup.kill"))?;
+        let kill_fd = lift(kill_file.as_raw_fd())?;
+        drop(kill_file);
+        let path = CString::new(dir.as_os_str().as_bytes())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let mut pp = [0; 2];
+        // SAFETY: pp has room for two descriptors.
+        cvt(unsafe { libc::pipe2(pp.as_mut_ptr(), libc::O_CLOEXEC) } as libc::c_long)?;
+        // SAFETY: fresh descriptors.
+        let (read_end, write_end) =
+            unsafe { (OwnedFd::from_raw_fd(pp[0]), OwnedFd::from_raw_fd(pp[1])) };
+        let read_end = lift(read_end.as_raw_fd())?;
+        // SAFETY: the child only makes raw system calls on data prepared above.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if pid == 0 {
+            // SAFETY: we are the freshly forked guard.
+            unsafe { guard_main(read_end.as_raw_fd(), kill_fd.as_raw_fd(), &path) }
+        }
+        Ok(DeathGuard {
+            pid,
+            alive: Some(write_end),
+        })
+    }
+
+    /// The guard's process id.
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
+    /// Let the guard go (the broker has ended the run itself) and reap it.
+    pub fn disarm(mut self) {
+        drop(self.alive.take());
+        // SAFETY: wait for our own child; it exits at once when its pipe closes.
+        unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), 0) };
+    }
+}
+
+/// The guard's whole life. Async-signal-safe: raw system calls on prepared data only.
+unsafe fn guard_main(alive: RawFd, kill_fd: RawFd, path: &CString) -> ! {
+    // Out of the broker's process group and session, so that a signal to the broker's job
+    // does not take the guard with it; the signals a terminal sends are ignored.
+    libc::setsid();
+    for sig in [
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGPIPE,
+    ] {
+        libc::signal(sig, libc::SIG_IGN);
+    }
+    let mut set: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut set);
+    libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    if libc::dup2(alive, 0) < 0 || libc::dup2(kill_fd, 1) < 0 {
+        libc::_exit(1);
+    }
+    libc::close_range(2, u32::MAX, 0);
+    let mut b = [0u8; 1];
+    loop {
+        let n = libc::read(0, b.as_mut_ptr().cast(), 1);
+        if n == 0 || (n < 0 && *libc::__errno_location() != libc::EINTR) {
+            break;
+        }
+    }
+    libc::write(1, b"1".as_ptr().cast(), 1);
+    // rmdir succeeds once the killed processes are gone.
+    let pause = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 5_000_000,
+    };
+    for _ in 0..2000 {
+        if libc::rmdir(path.as_ptr()) == 0 || *libc::__errno_location() != libc::EBUSY {
+            break;
+        }
+        libc::nanosleep(&pause, std::ptr::null_mut());
+    }
+    libc::_exit(0);
+}
