@@ -291,8 +291,16 @@ impl Supervisor {
         if let Some(ruleset) = &landlock {
             plan = plan.with_landlock(ruleset.as_raw_fd());
         }
+        // Start the child in the run cgroup if the kernel can; otherwise it is moved there
+        // before the go-ahead.
         // SAFETY: the child only runs exec_in_child, which makes raw syscalls on prepared data.
-        let pid = unsafe { libc::fork() };
+        let into = tree.cgroup().map(|cg| unsafe { cg.fork_into() });
+        let placed = matches!(into, Some(Ok(_)));
+        let pid = match into {
+            Some(Ok(pid)) => pid,
+            // SAFETY: as above.
+            _ => unsafe { libc::fork() },
+        };
         if pid < 0 {
             return Err(setup("fork")(io::Error::last_os_error()));
         }
@@ -334,7 +342,7 @@ impl Supervisor {
         let listener = Listener::new(listener).map_err(|e| fail(SuperviseError::Unsupported(e)))?;
         // The child waits for the go-ahead: it gets its limits before it runs anything.
         limits
-            .apply(pid, tree.cgroup())
+            .apply(pid, tree.cgroup().filter(|_| !placed))
             .map_err(|e| fail(e.into()))?;
         let watch = Watch::new(
             limits.limits.wall_time,
