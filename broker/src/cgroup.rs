@@ -15,13 +15,13 @@
 use std::ffi::CString;
 use std::fs;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::sys::cvt;
+use crate::sys::{cvt, lift};
 
 /// The controllers a run would like.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -299,29 +299,16 @@ pub struct DeathGuard {
     alive: Option<OwnedFd>,
 }
 
-/// Move `fd` above the low descriptors the guard rearranges.
-fn lift(fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: F_DUPFD_CLOEXEC returns a fresh descriptor, which we own.
-    let r = cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) } as libc::c_long)?;
-    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
-}
-
 impl DeathGuard {
     fn arm(dir: &Path) -> io::Result<DeathGuard> {
+        // Both above the low descriptors the guard rearranges.
         let kill_file = fs::OpenOptions::new()
             .write(true)
             .open(dir.join("cgroup.kill"))?;
-        let kill_fd = lift(kill_file.as_raw_fd())?;
-        drop(kill_file);
-        let path = CString::new(dir.as_os_str().as_bytes())
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        let mut pp = [0; 2];
-        // SAFETY: pp has room for two descriptors.
-        cvt(unsafe { libc::pipe2(pp.as_mut_ptr(), libc::O_CLOEXEC) } as libc::c_long)?;
-        // SAFETY: fresh descriptors.
-        let (read_end, write_end) =
-            unsafe { (OwnedFd::from_raw_fd(pp[0]), OwnedFd::from_raw_fd(pp[1])) };
-        let read_end = lift(read_end.as_raw_fd())?;
+        let kill_fd = lift(kill_file.into())?;
+        let path = crate::sys::cstring(dir.as_os_str().as_bytes())?;
+        let (read_end, write_end) = crate::sys::pipe()?;
+        let read_end = lift(read_end)?;
         // SAFETY: the child only makes raw system calls on data prepared above.
         let pid = unsafe { libc::fork() };
         if pid < 0 {

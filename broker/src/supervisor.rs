@@ -27,7 +27,7 @@ use crate::notify::{Listener, Notification};
 use crate::policy::Policy;
 use crate::report::Requests;
 use crate::serve::{Reply, Server};
-use crate::sys::cvt;
+use crate::sys::{cvt, lift};
 
 /// Signals the broker passes on to the target.
 pub const FORWARDED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
@@ -179,14 +179,6 @@ fn cstr(b: &[u8]) -> Result<CString, SuperviseError> {
     })
 }
 
-/// Move `fd` above the child's fixed slots so the shim can dup2 without clobbering.
-fn lift(fd: OwnedFd) -> io::Result<OwnedFd> {
-    // SAFETY: F_DUPFD_CLOEXEC returns a fresh descriptor.
-    let r = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } as libc::c_long)?;
-    // SAFETY: fresh descriptor.
-    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
-}
-
 fn block_signals() -> io::Result<OwnedFd> {
     // SAFETY: sigset manipulation on a local set; signalfd returns a fresh descriptor.
     unsafe {
@@ -256,13 +248,8 @@ impl Supervisor {
         // SAFETY: fresh descriptors.
         let (channel, child_channel) =
             unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) };
-        let mut pp = [0; 2];
-        // SAFETY: pp has room for two descriptors.
-        cvt(unsafe { libc::pipe2(pp.as_mut_ptr(), libc::O_CLOEXEC) } as libc::c_long)
-            .map_err(setup("pipe"))?;
-        // SAFETY: fresh descriptors.
-        let (err_read, err_write) =
-            unsafe { (OwnedFd::from_raw_fd(pp[0]), OwnedFd::from_raw_fd(pp[1])) };
+        let (err_read, err_write) = crate::sys::pipe().map_err(setup("pipe"))?;
+        // Above the child's fixed slots, so the shim can dup2 without clobbering.
         let child_channel = lift(child_channel).map_err(setup("dup"))?;
         let err_write = lift(err_write).map_err(setup("dup"))?;
 

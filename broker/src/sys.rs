@@ -13,6 +13,24 @@ pub fn cvt(r: libc::c_long) -> io::Result<libc::c_long> {
     }
 }
 
+/// A close-on-exec pipe: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut pp = [0; 2];
+    // SAFETY: pp has room for two descriptors.
+    cvt(unsafe { libc::pipe2(pp.as_mut_ptr(), libc::O_CLOEXEC) } as libc::c_long)?;
+    // SAFETY: fresh descriptors, owned from here on.
+    Ok(unsafe { (OwnedFd::from_raw_fd(pp[0]), OwnedFd::from_raw_fd(pp[1])) })
+}
+
+/// Move `fd` to a close-on-exec descriptor numbered 10 or more, so that a child that arranges
+/// its low descriptors with dup2 cannot clobber it.
+pub fn lift(fd: OwnedFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC returns a fresh descriptor.
+    let r = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } as libc::c_long)?;
+    // SAFETY: fresh descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
 /// A NUL-terminated copy of `bytes`; a path with an inner NUL cannot exist.
 /// `/proc/self/fd/N`: the broker's own link to its descriptor `fd` (to reopen it, or to read
 /// where it points).
