@@ -474,14 +474,7 @@ impl Supervisor {
         }
         waiters.shutdown();
         if status.is_none() {
-            let mut st = 0;
-            // SAFETY: zeroed rusage for wait4 to fill.
-            let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-            // SAFETY: wait for our own child.
-            if unsafe { libc::wait4(self.child, &mut st, 0, &mut ru) } == self.child {
-                status = Some(ExitStatus::from_wait(st));
-                self.usage.add(&ru);
-            }
+            self.wait_child(self.child, 0, &mut status);
         }
         let wall = self.watch.started.elapsed();
         self.tree.kill();
@@ -515,25 +508,33 @@ impl Supervisor {
         self.tree.kill();
     }
 
-    /// Reap every exited child, adding up what it used; remember the target's status.
+    /// Reap every exited child.
     fn reap(&mut self, status: &mut Option<ExitStatus>) {
-        let guard = self.tree.guard_pid();
-        loop {
-            let mut st = 0;
-            // SAFETY: zeroed rusage for wait4 to fill.
-            let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-            // SAFETY: non-blocking wait for any child.
-            let pid = unsafe { libc::wait4(-1, &mut st, libc::WNOHANG, &mut ru) };
-            if pid <= 0 {
-                return;
-            }
-            if Some(pid) != guard {
+        while self.wait_child(-1, libc::WNOHANG, status) > 0 {}
+    }
+
+    /// `wait4(pid, flags)`: add up what the reaped child used (unless it is the death guard)
+    /// and remember the target's status. Returns what wait4 returned.
+    fn wait_child(
+        &mut self,
+        pid: libc::pid_t,
+        flags: libc::c_int,
+        status: &mut Option<ExitStatus>,
+    ) -> libc::pid_t {
+        let mut st = 0;
+        // SAFETY: zeroed rusage for wait4 to fill.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait for a child of ours.
+        let reaped = unsafe { libc::wait4(pid, &mut st, flags, &mut ru) };
+        if reaped > 0 {
+            if Some(reaped) != self.tree.guard_pid() {
                 self.usage.add(&ru);
             }
-            if pid == self.child {
+            if reaped == self.child {
                 *status = Some(ExitStatus::from_wait(st));
             }
         }
+        reaped
     }
 
     fn handle(&mut self, n: &Notification, waiters: &mut FifoWaiters) {
