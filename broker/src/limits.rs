@@ -65,13 +65,18 @@ pub enum LimitError {
     },
 }
 
-/// Parse a size: a number of bytes, or with a suffix K, M, G or T (powers of 1024).
-pub fn parse_bytes(flag: &'static str, s: &str) -> Result<u64, LimitError> {
-    let bad = |why| LimitError::BadValue {
+/// `flag`'s value `s` is refused for `why`.
+fn bad_value(flag: &'static str, s: &str, why: &'static str) -> LimitError {
+    LimitError::BadValue {
         flag,
         value: s.into(),
         why,
-    };
+    }
+}
+
+/// Parse a size: a number of bytes, or with a suffix K, M, G or T (powers of 1024).
+pub fn parse_bytes(flag: &'static str, s: &str) -> Result<u64, LimitError> {
+    let bad = |why| bad_value(flag, s, why);
     let t = s.trim();
     let (digits, shift) = match t.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => {
@@ -97,11 +102,7 @@ pub fn parse_bytes(flag: &'static str, s: &str) -> Result<u64, LimitError> {
 
 /// Parse a duration in seconds: `10`, `0.5`, `2s`.
 pub fn parse_seconds(flag: &'static str, s: &str) -> Result<Duration, LimitError> {
-    let bad = |why| LimitError::BadValue {
-        flag,
-        value: s.into(),
-        why,
-    };
+    let bad = |why| bad_value(flag, s, why);
     let t = s.trim();
     let secs: f64 = t
         .strip_suffix('s')
@@ -117,17 +118,9 @@ pub fn parse_seconds(flag: &'static str, s: &str) -> Result<Duration, LimitError
 /// Parse a count (processes, descriptors).
 pub fn parse_count(flag: &'static str, s: &str) -> Result<u64, LimitError> {
     match s.trim().parse::<u64>() {
-        Ok(0) => Err(LimitError::BadValue {
-            flag,
-            value: s.into(),
-            why: "must be more than zero",
-        }),
+        Ok(0) => Err(bad_value(flag, s, "must be more than zero")),
         Ok(n) => Ok(n),
-        Err(_) => Err(LimitError::BadValue {
-            flag,
-            value: s.into(),
-            why: "use a whole number",
-        }),
+        Err(_) => Err(bad_value(flag, s, "use a whole number")),
     }
 }
 
@@ -278,39 +271,33 @@ impl LimitPlan {
                     let _ = cg.write("memory.swap.max", "0");
                     let _ = cg.write("memory.oom.group", "1");
                 }
-                _ => plan.rlimit(Limit::Memory, libc::RLIMIT_AS, "RLIMIT_AS", bytes, bytes),
+                _ => plan.rlimit(Limit::Memory, libc::RLIMIT_AS, "RLIMIT_AS", bytes),
             }
         }
         if let Some(t) = limits.cpu_time {
             // RLIMIT_CPU counts whole seconds: SIGXCPU at the soft limit, SIGKILL one second on.
             let secs = t.as_secs_f64().ceil() as u64;
-            plan.rlimit(
-                Limit::CpuTime,
-                libc::RLIMIT_CPU,
-                "RLIMIT_CPU",
-                secs,
-                secs + 1,
-            );
-            if plan.cgroup.is_some() {
-                let last = plan.enforced.last_mut().expect("just pushed");
-                last.mechanism = Mechanism::CgroupCpuStat;
-            }
-            plan.enforced.last_mut().expect("just pushed").value = t.as_millis() as u64;
+            plan.set_rlimit(Limit::CpuTime, libc::RLIMIT_CPU, secs, secs + 1);
+            let mechanism = if plan.cgroup.is_some() {
+                Mechanism::CgroupCpuStat
+            } else {
+                Mechanism::Rlimit("RLIMIT_CPU")
+            };
+            plan.enforce(Limit::CpuTime, t.as_millis() as u64, mechanism);
         }
         if let Some(t) = limits.wall_time {
-            plan.enforced.push(Enforcement {
-                limit: Limit::WallTime,
-                value: t.as_millis() as u64,
-                mechanism: Mechanism::BrokerClock,
-                lowered: false,
-            });
+            plan.enforce(
+                Limit::WallTime,
+                t.as_millis() as u64,
+                Mechanism::BrokerClock,
+            );
         }
         if let Some(n) = limits.max_procs {
             match &plan.cgroup {
                 Some(cg) if cg.controllers().pids => plan.cgroup_file(Limit::MaxProcs, n, "pids.max")?,
                 // SAFETY: geteuid has no preconditions.
                 _ if unsafe { libc::geteuid() } != 0 => {
-                    plan.rlimit(Limit::MaxProcs, libc::RLIMIT_NPROC, "RLIMIT_NPROC", n, n)
+                    plan.rlimit(Limit::MaxProcs, libc::RLIMIT_NPROC, "RLIMIT_NPROC", n)
                 }
                 _ => plan.unenforced(
                     Limit::MaxProcs,
@@ -325,17 +312,10 @@ impl LimitPlan {
                 libc::RLIMIT_FSIZE,
                 "RLIMIT_FSIZE",
                 bytes,
-                bytes,
             );
         }
         if let Some(n) = limits.max_open_files {
-            plan.rlimit(
-                Limit::MaxOpenFiles,
-                libc::RLIMIT_NOFILE,
-                "RLIMIT_NOFILE",
-                n,
-                n,
-            );
+            plan.rlimit(Limit::MaxOpenFiles, libc::RLIMIT_NOFILE, "RLIMIT_NOFILE", n);
         }
         Ok(plan)
     }
@@ -354,20 +334,25 @@ impl LimitPlan {
                 what: file,
                 source,
             })?;
-        self.enforced.push(Enforcement {
-            limit,
-            value,
-            mechanism: Mechanism::Cgroup(file),
-            lowered: false,
-        });
+        self.enforce(limit, value, Mechanism::Cgroup(file));
         Ok(())
     }
 
-    fn rlimit(
+    /// Record how `limit` is enforced.
+    fn enforce(&mut self, limit: Limit, value: u64, mechanism: Mechanism) {
+        self.enforced.push(Enforcement {
+            limit,
+            value,
+            mechanism,
+            lowered: false,
+        });
+    }
+
+    /// Queue an rlimit for [`LimitPlan::apply`].
+    fn set_rlimit(
         &mut self,
         limit: Limit,
         resource: libc::__rlimit_resource_t,
-        name: &'static str,
         soft: u64,
         hard: u64,
     ) {
@@ -377,12 +362,18 @@ impl LimitPlan {
             soft,
             hard,
         });
-        self.enforced.push(Enforcement {
-            limit,
-            value: soft,
-            mechanism: Mechanism::Rlimit(name),
-            lowered: false,
-        });
+    }
+
+    /// `limit` enforced by the rlimit `name` alone, soft and hard at `value`.
+    fn rlimit(
+        &mut self,
+        limit: Limit,
+        resource: libc::__rlimit_resource_t,
+        name: &'static str,
+        value: u64,
+    ) {
+        self.set_rlimit(limit, resource, value, value);
+        self.enforce(limit, value, Mechanism::Rlimit(name));
     }
 
     fn unenforced(&mut self, limit: Limit, value: u64, why: &str) -> Result<(), LimitError> {
@@ -392,12 +383,7 @@ impl LimitPlan {
                 why: why.into(),
             });
         }
-        self.enforced.push(Enforcement {
-            limit,
-            value,
-            mechanism: Mechanism::NotEnforced(why.into()),
-            lowered: false,
-        });
+        self.enforce(limit, value, Mechanism::NotEnforced(why.into()));
         Ok(())
     }
 
