@@ -35,8 +35,6 @@ pub const FORWARDED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGH
 /// Why the supervisor could not start or serve the target.
 #[derive(Debug, thiserror::Error)]
 pub enum SuperviseError {
-    #[error(transparent)]
-    Filter(#[from] filter::FilterError),
     #[error("{what}")]
     Setup {
         what: &'static str,
@@ -199,9 +197,7 @@ fn block_signals() -> io::Result<OwnedFd> {
 impl Supervisor {
     /// Fork the child-shim, receive its listener, and let it exec the target.
     pub fn spawn(target: Target, settings: Settings) -> Result<Supervisor, SuperviseError> {
-        let ctx = filter::build(settings.deny_errno, settings.learner.is_some())?;
-        let bpf = filter::export(&ctx)?;
-        drop(ctx);
+        let bpf = filter::program(settings.deny_errno, settings.learner.is_some());
 
         let program = cstr(target.program.as_os_str().as_bytes())?;
         let argv = target
