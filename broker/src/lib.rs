@@ -21,6 +21,7 @@ pub mod filter;
 #[cfg(test)]
 #[allow(dead_code)] // the tests use only the builder
 mod filter_spec;
+pub mod keep_awake;
 pub mod landlock;
 pub mod learn;
 pub mod lifecycle;

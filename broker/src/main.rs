@@ -177,6 +177,7 @@ fn run_to_end(cli: &Cli) -> anyhow::Result<(u8, RunReport)> {
         .limits(limits)
         .explicit_only(cli.explicit_only)
         .quiet(cli.quiet)
+        .keep_awake(!cli.no_keep_awake)
         .learn(cli.learn.is_some());
     let mut command = Command::new(&cli.command[0]);
     command.args(&cli.command[1..]);

@@ -171,6 +171,7 @@ pub struct Sandbox {
     audit_log: Option<PathBuf>,
     learn: bool,
     limits: Limits,
+    keep_awake: bool,
 }
 
 impl Default for Sandbox {
@@ -193,6 +194,7 @@ impl Sandbox {
             audit_log: None,
             learn: false,
             limits: Limits::default(),
+            keep_awake: true,
         }
     }
 
@@ -288,6 +290,14 @@ impl Sandbox {
     /// Append one JSON object per decision to `path`.
     pub fn audit_log(mut self, path: impl Into<PathBuf>) -> Sandbox {
         self.audit_log = Some(path.into());
+        self
+    }
+
+    /// Keep the other CPUs busy (at the lowest claim on them) while requests arrive in bursts,
+    /// so each request is served on the target's CPU; on by default. See
+    /// [`crate::keep_awake`].
+    pub fn keep_awake(mut self, yes: bool) -> Sandbox {
+        self.keep_awake = yes;
         self
     }
 
@@ -391,6 +401,7 @@ impl Sandbox {
             learner,
             landlock,
             limits,
+            keep_awake: self.keep_awake,
         };
         let supervisor = Supervisor::spawn(target, settings)?;
         if self.limits.any() && !self.quiet {

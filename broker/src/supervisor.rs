@@ -20,6 +20,7 @@ use crate::audit::AuditLog;
 use crate::channel::{Outcome, ProtocolChannel};
 use crate::fifo::FifoWaiters;
 use crate::filter;
+use crate::keep_awake::KeepAwake;
 use crate::learn::Learner;
 use crate::lifecycle::{Ending, Tree, Usage, Watch};
 use crate::limits::{LimitError, LimitPlan};
@@ -123,6 +124,8 @@ pub struct Settings {
     pub landlock: crate::landlock::Ruleset,
     /// The resource limits and the run cgroup.
     pub limits: LimitPlan,
+    /// Keep the other CPUs busy during bursts of requests (see [`KeepAwake`]).
+    pub keep_awake: bool,
 }
 
 /// How a supervised run ended.
@@ -168,6 +171,7 @@ pub struct Supervisor {
     stop_signals: u32,
     usage: Usage,
     requests: Requests,
+    keep_awake: Option<KeepAwake>,
 }
 
 fn cstr(b: &[u8]) -> Result<CString, SuperviseError> {
@@ -323,6 +327,8 @@ impl Supervisor {
             }
         };
         let listener = Listener::new(listener).map_err(|e| fail(SuperviseError::Unsupported(e)))?;
+        // Before Linux 6.6 there is no synchronous wake-up: the same service, slower.
+        let _ = listener.set_sync_wakeup();
         // The child waits for the go-ahead: it gets its limits before it runs anything.
         limits
             .apply(pid, tree.cgroup().filter(|_| !placed))
@@ -373,6 +379,7 @@ impl Supervisor {
             watch,
             limits,
             first_call,
+            keep_awake: settings.keep_awake.then(KeepAwake::new),
             ending: None,
             stop_signals: 0,
             usage: Usage::default(),
@@ -469,6 +476,7 @@ impl Supervisor {
             }
         }
         waiters.shutdown();
+        self.keep_awake = None;
         if status.is_none() {
             self.wait_child(self.child, 0, &mut status);
         }
@@ -534,6 +542,9 @@ impl Supervisor {
     }
 
     fn handle(&mut self, n: &Notification, waiters: &mut FifoWaiters) {
+        if let Some(k) = &mut self.keep_awake {
+            k.request();
+        }
         let listener = Arc::clone(&self.listener);
         let l = &*listener;
         // A bug in a handler must not take the broker (and with it the target's only way to
