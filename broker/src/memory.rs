@@ -9,28 +9,55 @@ use crate::path::PATH_MAX;
 
 const PAGE: u64 = 4096;
 
+/// Most paths fit in this much; only longer ones cost a second read.
+const FIRST_READ: usize = 256;
+
 /// Read a NUL-terminated string of at most `PATH_MAX` bytes (NUL included) at `addr`.
 ///
-/// The read is split on page boundaries so that a string ending just before an unmapped page
-/// is still read (the kernel refuses to split a single iovec). Errors: `EFAULT` if nothing is
-/// readable, `ENAMETOOLONG` if no NUL appears within `PATH_MAX` bytes.
+/// A first read takes [`FIRST_READ`] bytes and a second the rest, only if no NUL was in the
+/// first. Errors: `EFAULT` if the string runs into unreadable memory, `ENAMETOOLONG` if no NUL
+/// appears within `PATH_MAX` bytes.
 pub fn read_cstring(pid: u32, addr: u64, buf: &mut Vec<u8>) -> io::Result<()> {
     if addr == 0 {
         return Err(io::Error::from_raw_os_error(libc::EFAULT));
     }
     buf.clear();
     buf.resize(PATH_MAX, 0);
+    let mut got = 0;
+    for window in [FIRST_READ, PATH_MAX] {
+        let at = addr
+            .checked_add(got as u64)
+            .ok_or(io::Error::from_raw_os_error(libc::EFAULT))?;
+        let n = read_split(pid, at, &mut buf[got..window])?;
+        if let Some(end) = buf[got..got + n].iter().position(|&c| c == 0) {
+            buf.truncate(got + end);
+            return Ok(());
+        }
+        got += n;
+        if got < window {
+            // A short read: the next byte is not readable.
+            return Err(io::Error::from_raw_os_error(libc::EFAULT));
+        }
+    }
+    Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG))
+}
+
+/// Read up to `out.len()` bytes at `addr`, as far as memory is readable; at least one byte.
+///
+/// The read is split on page boundaries so that a string ending just before an unmapped page
+/// is still read (the kernel refuses to split a single iovec).
+fn read_split(pid: u32, addr: u64, out: &mut [u8]) -> io::Result<usize> {
     let mut iovs = [libc::iovec {
         iov_base: std::ptr::null_mut(),
         iov_len: 0,
     }; PATH_MAX / PAGE as usize + 1];
     let mut local = [libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: PATH_MAX,
+        iov_base: out.as_mut_ptr().cast(),
+        iov_len: out.len(),
     }];
     let mut count = 0;
     let mut at = addr;
-    let mut left = PATH_MAX as u64;
+    let mut left = out.len() as u64;
     while left > 0 {
         let chunk = (PAGE - at % PAGE).min(left);
         iovs[count] = libc::iovec {
@@ -44,7 +71,7 @@ pub fn read_cstring(pid: u32, addr: u64, buf: &mut Vec<u8>) -> io::Result<()> {
             None => break,
         }
     }
-    // SAFETY: local describes buf; remote iovecs are only read by the kernel in the target.
+    // SAFETY: local describes out; remote iovecs are only read by the kernel in the target.
     let n = unsafe {
         libc::process_vm_readv(
             pid as libc::pid_t,
@@ -55,22 +82,10 @@ pub fn read_cstring(pid: u32, addr: u64, buf: &mut Vec<u8>) -> io::Result<()> {
             0,
         )
     };
-    if n <= 0 {
-        let err = io::Error::last_os_error();
-        return Err(if n == 0 {
-            io::Error::from_raw_os_error(libc::EFAULT)
-        } else {
-            err
-        });
-    }
-    buf.truncate(n as usize);
-    match buf.iter().position(|&c| c == 0) {
-        Some(end) => {
-            buf.truncate(end);
-            Ok(())
-        }
-        None if (n as usize) < PATH_MAX => Err(io::Error::from_raw_os_error(libc::EFAULT)),
-        None => Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG)),
+    match n {
+        n if n > 0 => Ok(n as usize),
+        0 => Err(io::Error::from_raw_os_error(libc::EFAULT)),
+        _ => Err(io::Error::last_os_error()),
     }
 }
 
@@ -110,4 +125,90 @@ fn transfer(pid: u32, addr: u64, local: *mut u8, len: usize, write: bool) -> io:
         return Err(io::Error::from_raw_os_error(libc::EFAULT));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two pages, the second unmapped: a string can be placed to end right at the gap.
+    struct Edge {
+        base: *mut u8,
+    }
+
+    impl Edge {
+        fn new() -> Edge {
+            // SAFETY: a fresh private mapping; the second page is made inaccessible.
+            unsafe {
+                let p = libc::mmap(
+                    std::ptr::null_mut(),
+                    2 * PAGE as usize,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                );
+                assert_ne!(p, libc::MAP_FAILED);
+                libc::mprotect(p.add(PAGE as usize), PAGE as usize, libc::PROT_NONE);
+                Edge { base: p.cast() }
+            }
+        }
+
+        /// Put `s` so that its last byte is the last readable one; return its address.
+        fn place(&self, s: &[u8]) -> u64 {
+            let at = PAGE as usize - s.len();
+            // SAFETY: inside the first (writable) page.
+            unsafe { std::ptr::copy_nonoverlapping(s.as_ptr(), self.base.add(at), s.len()) };
+            self.base as u64 + at as u64
+        }
+    }
+
+    impl Drop for Edge {
+        fn drop(&mut self) {
+            // SAFETY: the mapping made in new.
+            unsafe { libc::munmap(self.base.cast(), 2 * PAGE as usize) };
+        }
+    }
+
+    fn read(addr: u64) -> io::Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        read_cstring(std::process::id(), addr, &mut buf).map(|()| buf)
+    }
+
+    #[test]
+    fn short_and_long_strings_end_at_their_nul() {
+        let e = Edge::new();
+        assert_eq!(read(e.place(b"/etc/hosts\0")).unwrap(), b"/etc/hosts");
+        // Longer than the first read, ending right before the unmapped page.
+        let mut long = vec![b'a'; 3000];
+        long.push(0);
+        assert_eq!(read(e.place(&long)).unwrap(), &long[..3000]);
+        let mut exact = vec![b'b'; FIRST_READ - 1];
+        exact.push(0);
+        assert_eq!(read(e.place(&exact)).unwrap(), &exact[..FIRST_READ - 1]);
+    }
+
+    #[test]
+    fn a_string_running_into_unmapped_memory_is_efault() {
+        let e = Edge::new();
+        for len in [10, FIRST_READ, FIRST_READ + 1, 3000] {
+            let err = read(e.place(&vec![b'x'; len])).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::EFAULT), "length {len}");
+        }
+        assert_eq!(read(0).unwrap_err().raw_os_error(), Some(libc::EFAULT));
+        assert_eq!(
+            read(u64::MAX - 10).unwrap_err().raw_os_error(),
+            Some(libc::EFAULT)
+        );
+    }
+
+    #[test]
+    fn no_nul_within_path_max_is_enametoolong() {
+        let long = vec![b'y'; PATH_MAX + 100];
+        let err = read(long.as_ptr() as u64).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENAMETOOLONG));
+        let mut fits = vec![b'y'; PATH_MAX - 1];
+        fits.push(0);
+        assert_eq!(read(fits.as_ptr() as u64).unwrap().len(), PATH_MAX - 1);
+    }
 }

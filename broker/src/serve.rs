@@ -808,7 +808,8 @@ impl Server {
             return Err(self.deny(c, t, need, reason));
         }
         if flags & (libc::O_PATH | libc::O_NONBLOCK) == 0 {
-            sys::set_nonblocking(fd.as_fd(), false)?;
+            // The status flags it was opened with, less O_NONBLOCK: one fcntl, no F_GETFL.
+            sys::set_status_flags(fd.as_fd(), open_flags & !libc::O_NONBLOCK)?;
         }
         Ok(Reply::Fd { fd, cloexec })
     }
