@@ -261,6 +261,17 @@ where
     cmd
 }
 
+/// The first line a spawned child writes to its piped stdout (the rest is left unread).
+pub fn first_line(child: &mut std::process::Child) -> String {
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("piped stdout")),
+        &mut line,
+    )
+    .unwrap();
+    line
+}
+
 /// Run the dynamic probe with `action` and `args` under `policy`.
 pub fn probe_under(policy: &[String], action: &str, args: &[&str]) -> Run {
     probe_under_as(policy, false, action, args)

@@ -272,6 +272,18 @@ int main(int argc, char **argv) {
         printf("ok %d leaked %d\n", ok, leaked);
         return 0;
     }
+    if (!strcmp(c, "burst-then-sleep")) {
+        // Open+close PATH N times as fast as possible, say so, then sleep 3 s.
+        int n = atoi(b), ok = 0;
+        for (int i = 0; i < n; i++) {
+            int fd = open(a, O_RDONLY);
+            if (fd >= 0) { close(fd); ok++; }
+        }
+        printf("burst done %d\n", ok);
+        fflush(stdout);
+        sleep(3);
+        return 0;
+    }
     if (!strcmp(c, "race")) {
         // Another thread rewrites the path buffer between allowed and secret while we open it.
         const char *paths[2] = {a, b};

@@ -7,7 +7,6 @@
 //! checks that mechanism's promise.
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -247,11 +246,7 @@ fn a_killed_broker_takes_the_whole_tree_with_it() {
     .stderr(Stdio::null())
     .spawn()
     .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let daemon = daemon_pid(&line);
+    let daemon = daemon_pid(&first_line(&mut child));
     assert!(alive(daemon));
     // SAFETY: kill the broker we started.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
