@@ -197,6 +197,8 @@ impl Bench {
                 .push(mini::run(self.n, Mini::Echo, &cf, Placement::Anywhere));
             s.echo_sync
                 .push(mini::run(self.n, Mini::Echo, &cf, Placement::AnywhereSync));
+            s.inject_one_cpu
+                .push(mini::run(self.n, Mini::Inject, &cf, Placement::OneCpu));
             s.mini_open_one_cpu
                 .push(mini::run(self.n, Mini::Open, &cf, Placement::OneCpu));
             s.mini_open_anywhere
@@ -368,6 +370,7 @@ struct Samples {
     floor: Vec<f64>,
     echo_anywhere: Vec<f64>,
     echo_sync: Vec<f64>,
+    inject_one_cpu: Vec<f64>,
     mini_open_one_cpu: Vec<f64>,
     mini_open_anywhere: Vec<f64>,
     getpid_native: Vec<f64>,
@@ -386,6 +389,7 @@ struct Medians {
     floor: f64,
     echo_anywhere: f64,
     echo_sync: f64,
+    inject_one_cpu: f64,
     mini_open_one_cpu: f64,
     mini_open_anywhere: f64,
     getpid_native: f64,
@@ -406,6 +410,7 @@ impl Medians {
             floor: median(s.floor),
             echo_anywhere: median(s.echo_anywhere),
             echo_sync: median(s.echo_sync),
+            inject_one_cpu: median(s.inject_one_cpu),
             mini_open_one_cpu: median(s.mini_open_one_cpu),
             mini_open_anywhere: median(s.mini_open_anywhere),
             getpid_native: median(s.getpid_native),
@@ -586,6 +591,12 @@ fn report(r: Report) -> String {
     row(
         "bare round trip, anywhere, synchronous wake-up",
         m.echo_sync,
+        "floor",
+        m.floor,
+    );
+    row(
+        "round trip answered by ADDFD of a descriptor opened beforehand, one CPU",
+        m.inject_one_cpu,
         "floor",
         m.floor,
     );

@@ -14,6 +14,9 @@ use crate::cpu;
 pub enum Mini {
     /// A notified `getppid`, answered with 0: the bare user-notification round trip.
     Echo,
+    /// A notified `openat` answered by injecting a descriptor opened once beforehand with
+    /// ADDFD+SEND: what injecting costs, without reading the path or opening anything.
+    Inject,
     /// A notified `openat` of the bench file: read the path, open it, inject the descriptor
     /// with ADDFD+SEND. No policy, no checks: the least any open broker must do.
     Open,
@@ -66,10 +69,16 @@ pub fn run(n: u64, mini: Mini, path: &CString, placement: Placement) -> f64 {
     }
     let mut rbuf = listener.recv_buffer();
     let mut name = Vec::with_capacity(4096);
+    let opened = std::fs::File::open(path.to_str().unwrap()).expect("open the bench file");
     for _ in 0..n {
         let note = listener.recv(&mut rbuf).expect("recv");
         match mini {
             Mini::Echo => listener.respond(note.id, 0, 0, 0).expect("respond"),
+            Mini::Inject => {
+                listener
+                    .inject_and_send(note.id, opened.as_fd(), true)
+                    .expect("addfd");
+            }
             Mini::Open => {
                 broker::memory::read_cstring(note.pid, note.args[1], &mut name).expect("path");
                 assert!(listener.id_valid(note.id));
@@ -140,7 +149,7 @@ pub const ALLOW_ALL: [libc::sock_filter; 1] = [insn(
 unsafe fn child(sock: i32, n: u64, mini: Mini, path: &CString) -> ! {
     let nr = match mini {
         Mini::Echo => libc::SYS_getppid,
-        Mini::Open => libc::SYS_openat,
+        Mini::Inject | Mini::Open => libc::SYS_openat,
     };
     let prog = [
         insn(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0),
@@ -169,7 +178,7 @@ unsafe fn child(sock: i32, n: u64, mini: Mini, path: &CString) -> ! {
             Mini::Echo => {
                 libc::syscall(libc::SYS_getppid);
             }
-            Mini::Open => {
+            Mini::Inject | Mini::Open => {
                 let fd = libc::syscall(
                     libc::SYS_openat,
                     libc::AT_FDCWD,
