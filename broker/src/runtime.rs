@@ -205,59 +205,56 @@ fn grant_file(p: &Path, out: &mut BTreeSet<PathBuf>) {
     }
 }
 
-/// The entries of glibc's `/etc/ld.so.cache` (new format) for x86-64.
+/// glibc's `/etc/ld.so.cache` (new format), searched in place for x86-64 entries: only the few
+/// libraries a program needs are looked up, so nothing is built from its hundreds of entries.
 struct LdCache {
-    entries: Vec<(Vec<u8>, PathBuf)>,
+    bytes: Vec<u8>,
+    /// Where the new-format table starts in `bytes`.
+    start: usize,
 }
 
 impl LdCache {
     const MAGIC: &'static [u8] = b"glibc-ld.so.cache1.1";
     /// FLAG_ELF_LIBC6 | FLAG_X8664_LIB64.
     const X86_64_LIBC6: i32 = 0x0303;
+    const HEADER: usize = 48;
+    const ENTRY: usize = 24;
 
     fn load() -> LdCache {
-        let entries = std::fs::read(LD_SO_CACHE)
-            .ok()
-            .and_then(|b| Self::parse(&b))
-            .unwrap_or_default();
-        LdCache { entries }
+        let bytes = std::fs::read(LD_SO_CACHE).unwrap_or_default();
+        let start = bytes
+            .windows(Self::MAGIC.len())
+            .position(|w| w == Self::MAGIC)
+            .unwrap_or(bytes.len());
+        LdCache { bytes, start }
     }
 
-    fn parse(b: &[u8]) -> Option<Vec<(Vec<u8>, PathBuf)>> {
-        let start = b
-            .windows(Self::MAGIC.len())
-            .position(|w| w == Self::MAGIC)?;
-        let new = &b[start..];
-        let u32_at = |off: usize| Some(u32::from_ne_bytes(new.get(off..off + 4)?.try_into().ok()?));
-        let nlibs = u32_at(20)? as usize;
-        let header = 48;
-        let entry = 24;
+    /// The paths the cache gives for `lib`, in its order.
+    fn lookup(&self, lib: &str) -> Vec<PathBuf> {
+        let table = &self.bytes[self.start..];
+        let u32_at = |off: usize| -> Option<usize> {
+            Some(u32::from_ne_bytes(table.get(off..off + 4)?.try_into().ok()?) as usize)
+        };
+        let cstr = |off: usize| -> Option<&[u8]> {
+            let s = table.get(off..)?;
+            Some(&s[..s.iter().position(|&c| c == 0)?])
+        };
+        let nlibs = u32_at(20).unwrap_or(0).min(100_000);
         let mut out = Vec::new();
-        for i in 0..nlibs.min(100_000) {
-            let e = header + i * entry;
-            let flags = u32_at(e)? as i32;
-            let (key, value) = (u32_at(e + 4)? as usize, u32_at(e + 8)? as usize);
-            if flags & 0xffff != Self::X86_64_LIBC6 {
+        for i in 0..nlibs {
+            let e = Self::HEADER + i * Self::ENTRY;
+            let (Some(flags), Some(key), Some(value)) = (u32_at(e), u32_at(e + 4), u32_at(e + 8))
+            else {
+                break; // a truncated table: what was read so far stands
+            };
+            if flags as i32 & 0xffff != Self::X86_64_LIBC6 || cstr(key) != Some(lib.as_bytes()) {
                 continue;
             }
-            let cstr = |off: usize| -> Option<&[u8]> {
-                let s = new.get(off..)?;
-                Some(&s[..s.iter().position(|&c| c == 0)?])
-            };
-            out.push((
-                cstr(key)?.to_vec(),
-                PathBuf::from(OsStr::from_bytes(cstr(value)?)),
-            ));
+            if let Some(v) = cstr(value) {
+                out.push(PathBuf::from(OsStr::from_bytes(v)));
+            }
         }
-        Some(out)
-    }
-
-    fn lookup(&self, lib: &str) -> Vec<PathBuf> {
-        self.entries
-            .iter()
-            .filter(|(k, _)| k == lib.as_bytes())
-            .map(|(_, v)| v.clone())
-            .collect()
+        out
     }
 }
 
