@@ -301,11 +301,25 @@ pub fn open_fd_count(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
+/// Has the broker `pid` started its target (a child that is no longer the broker's image)?
+/// Before that, start-up holds a few descriptors of its own (pipes, socketpair, cgroup).
+fn target_started(pid: u32) -> bool {
+    let children =
+        fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    children.split_whitespace().any(|c| {
+        fs::read_to_string(format!("/proc/{c}/comm")).is_ok_and(|comm| comm.trim() != "broker")
+    })
+}
+
 /// Run the broker with `args` (stdout captured), sampling its descriptor count every `every`
-/// until it exits; returns the samples (0 where the process was not readable) and its output.
+/// from the start of its target until it exits; returns the samples (0 where the process was
+/// not readable) and its output.
 pub fn broker_fd_samples(args: &[String], every: Duration) -> (Vec<usize>, Output) {
     let mut child = broker_command(args).stdout(Stdio::piped()).spawn().unwrap();
     let pid = child.id();
+    while !target_started(pid) && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let mut samples = Vec::new();
     while child.try_wait().unwrap().is_none() {
         samples.push(open_fd_count(pid));
