@@ -1,12 +1,28 @@
 //! Compile the child's seccomp filter (src/filter_spec.rs) into BPF once, at build time, so the
 //! broker does not spend ~2 ms of every start in libseccomp. See src/filter.rs for how the
 //! result is used.
+//!
+//! The broker patches its deny errno over a placeholder at run time; this script checks, on
+//! every build, that the patched program is exactly what libseccomp builds for real errnos.
+//! (Here rather than in a unit test: the test binaries are linked statically, and libseccomp
+//! is not linked into anything that runs.)
 
 #[allow(dead_code)]
 #[path = "src/filter_spec.rs"]
 mod filter_spec;
 
 use std::fmt::Write;
+
+#[path = "src/filter_patch.rs"]
+mod filter_patch;
+
+use filter_patch::Insn;
+
+fn compile(errno: i32, notify_exec: bool) -> Vec<Insn> {
+    let ctx = filter_spec::build(errno, notify_exec).expect("build the seccomp filter");
+    let prog = filter_spec::export(&ctx).expect("export the seccomp filter");
+    prog.iter().map(|i| (i.code, i.jt, i.jf, i.k)).collect()
+}
 
 fn main() {
     println!("cargo:rerun-if-changed=src/filter_spec.rs");
@@ -22,12 +38,24 @@ fn main() {
     )
     .unwrap();
     for (name, notify_exec) in [("PROGRAM", false), ("PROGRAM_NOTIFY_EXEC", true)] {
-        let ctx = filter_spec::build(filter_spec::PLACEHOLDER_ERRNO, notify_exec)
-            .expect("build the seccomp filter");
-        let prog = filter_spec::export(&ctx).expect("export the seccomp filter");
+        let prog = compile(filter_spec::PLACEHOLDER_ERRNO, notify_exec);
+        // Deny errnos no other rule uses: the patched program must be libseccomp's own. (With
+        // one another rule uses, libseccomp may merge the two actions; each call is still
+        // answered the same way.)
+        for errno in [libc::EACCES, libc::ENOENT, libc::EROFS] {
+            let patched: Vec<Insn> =
+                filter_patch::patch(&prog, filter_spec::PLACEHOLDER_ERRNO as u32, errno)
+                    .iter()
+                    .map(|i| (i.code, i.jt, i.jf, i.k))
+                    .collect();
+            assert!(
+                patched == compile(errno, notify_exec),
+                "the patched filter differs from libseccomp's for errno {errno}"
+            );
+        }
         writeln!(out, "const {name}: [Insn; {}] = [", prog.len()).unwrap();
-        for i in &prog {
-            writeln!(out, "    ({:#x}, {}, {}, {:#x}),", i.code, i.jt, i.jf, i.k).unwrap();
+        for (code, jt, jf, k) in &prog {
+            writeln!(out, "    ({code:#x}, {jt}, {jf}, {k:#x}),").unwrap();
         }
         out.push_str("];\n");
     }

@@ -17,10 +17,7 @@ pub mod elf;
 pub mod errno;
 pub mod fifo;
 pub mod filter;
-/// The filter's rules; compiled by build.rs, and by the tests to check the compiled program.
-#[cfg(test)]
-#[allow(dead_code)] // the tests use only the builder
-mod filter_spec;
+mod filter_patch;
 pub mod keep_awake;
 pub mod landlock;
 pub mod learn;
