@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 command -v taskset >/dev/null 2>&1 || { echo "bench: taskset (util-linux) is needed" >&2; exit 1; }
-exec target/x86_64-unknown-linux-gnu/release/broker-bench --write docs/benchmarks.md "$@"
+exec target/release/broker-bench --write docs/benchmarks.md "$@"

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-BROKER=$PWD/target/x86_64-unknown-linux-gnu/release/broker
+BROKER=$PWD/target/release/broker
 D=$(mktemp -d /tmp/broker-demo.XXXXXX)
 trap 'rm -rf "$D"' EXIT
 mkdir -p "$D/model" "$D/run/jobs"
@@ -22,4 +22,4 @@ LC_ALL=C "$BROKER" --allow-fifo "$D/run/jobs/in" --allow-read "$D/model/**" -- \
 # The same policy for a cooperating program that asks over the explicit protocol (BROKER_FD):
 # with --explicit-only the broker serves the model only to protocol requests.
 LC_ALL=C "$BROKER" --explicit-only --allow-read "$D/model/**" -- \
-  target/x86_64-unknown-linux-gnu/release/brokered-cat "$D/model/weights.txt" "$D/secret.txt" || echo "(exit status $?: brokered-cat was refused the secret)"
+  target/release/brokered-cat "$D/model/weights.txt" "$D/secret.txt" || echo "(exit status $?: brokered-cat was refused the secret)"

@@ -112,15 +112,12 @@ fn explicit_only_refuses_the_programs_own_opens_but_serves_the_protocol() {
     assert_eq!(r.stdout, "allowed-content\n", "{r:?}");
 
     // Without the loader's files a dynamic program cannot start; the broker says why first.
-    // (brokered-cat is linked statically, like every binary of this workspace: the dynamic
-    // probe stands in for a dynamic client.)
     let mut args = s.hardened();
     args.extend([
         "--explicit-only".into(),
         "--no-default-runtime".into(),
         "--".into(),
-        probe(false).display().to_string(),
-        "read".into(),
+        brokered_cat(),
         file,
     ]);
     let r = broker(&args);
