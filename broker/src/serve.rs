@@ -187,8 +187,6 @@ pub struct Server {
     /// The last decision (see [`Server::decision`]); its buffers are reused.
     decision: Decision,
     decided: bool,
-    /// Record allowed requests too (audit log, learn mode).
-    pub record_allowed: bool,
     /// Learn mode: a FIFO met under a read or write grant is opened as a FIFO, not refused.
     pub learn: bool,
     /// A FIFO open the last call deferred.
@@ -285,14 +283,13 @@ impl Server {
                 reason: Cow::Borrowed(""),
             },
             decided: false,
-            record_allowed: false,
             learn: false,
             fifo: None,
         }
     }
 
-    /// The decision the last call to [`Server::serve`] made, if any: always for a refusal, for
-    /// an allowed request only when recording allowed requests (see [`Server::recording`]).
+    /// The decision the last call to [`Server::serve`] made, allowed or refused, if it made one
+    /// (the report counts every request; the audit log and learn mode see every decision).
     pub fn decision(&self) -> Option<&Decision> {
         self.decided.then_some(&self.decision)
     }
@@ -304,10 +301,8 @@ impl Server {
         self.fifo = None;
     }
 
-    /// Record allowed decisions too (`record_allowed`), and open FIFOs met under any grant
-    /// (`learn`).
-    pub fn recording(mut self, record_allowed: bool, learn: bool) -> Self {
-        self.record_allowed = record_allowed;
+    /// Learn mode: open FIFOs met under any grant.
+    pub fn learning(mut self, learn: bool) -> Self {
         self.learn = learn;
         self
     }
@@ -506,7 +501,7 @@ impl Server {
         self.decided = true;
     }
 
-    /// Record an allowed request, when allowed requests are being recorded.
+    /// Record an allowed request.
     fn record_allow(
         &mut self,
         c: &Caller,
@@ -515,9 +510,7 @@ impl Server {
         rule: Option<Arc<str>>,
         reason: &'static str,
     ) {
-        if self.record_allowed {
-            self.record(c, t, need, true, rule, Cow::Borrowed(reason));
-        }
+        self.record(c, t, need, true, rule, Cow::Borrowed(reason));
     }
 
     /// Record a refusal for the denial line and turn it into `errno`.

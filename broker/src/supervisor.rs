@@ -369,9 +369,8 @@ impl Supervisor {
             listener: Arc::new(listener),
             signals,
             channel: Some(ProtocolChannel::new(channel, pid as u32)),
-            // Allowed requests are recorded too: the report counts them.
-            server: Server::new(own_calls, settings.deny_errno).recording(true, learn),
-            protocol_server: Server::new(policy, settings.deny_errno).recording(true, learn),
+            server: Server::new(own_calls, settings.deny_errno).learning(learn),
+            protocol_server: Server::new(policy, settings.deny_errno).learning(learn),
             quiet: settings.quiet,
             audit: settings.audit,
             learner: settings.learner,
