@@ -234,20 +234,8 @@ impl Supervisor {
             .map_err(setup("become child subreaper"))?;
         let signals = block_signals().map_err(setup("signalfd"))?;
 
-        let mut sv = [0; 2];
-        // SAFETY: sv has room for two descriptors.
-        cvt(unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-                0,
-                sv.as_mut_ptr(),
-            )
-        } as libc::c_long)
-        .map_err(setup("socketpair"))?;
-        // SAFETY: fresh descriptors.
         let (channel, child_channel) =
-            unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) };
+            protocol::fdpass::seqpacket_pair().map_err(setup("socketpair"))?;
         let (err_read, err_write) = crate::sys::pipe().map_err(setup("pipe"))?;
         // Above the child's fixed slots, so the shim can dup2 without clobbering.
         let child_channel = lift(child_channel).map_err(setup("dup"))?;

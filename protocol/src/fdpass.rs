@@ -18,6 +18,26 @@ const CMSG_BUF_WORDS: usize = 8;
 /// receive (and close) a few extra ones, so the buffer is larger than one descriptor.
 const MAX_FDS_PER_MESSAGE: usize = 1;
 
+/// A connected pair of close-on-exec `SOCK_SEQPACKET` UNIX sockets (one message per datagram):
+/// the broker channel's two ends.
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for two descriptors.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: socketpair returned two fresh descriptors.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
 /// Send `payload` with one descriptor attached.
 ///
 /// Allocation-free and lock-free: safe to call in a child between `fork` and `exec`.
@@ -165,19 +185,7 @@ mod tests {
     use std::os::fd::AsFd;
 
     fn pair() -> (OwnedFd, OwnedFd) {
-        let mut fds = [0; 2];
-        // SAFETY: fds has room for two descriptors.
-        let r = unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-                0,
-                fds.as_mut_ptr(),
-            )
-        };
-        assert_eq!(r, 0);
-        // SAFETY: socketpair returned two fresh descriptors.
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+        seqpacket_pair().unwrap()
     }
 
     #[test]

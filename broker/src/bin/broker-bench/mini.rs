@@ -36,19 +36,7 @@ pub enum Placement {
 
 /// ns per notified call (timed in the child) answered by a minimal supervisor.
 pub fn run(n: u64, mini: Mini, path: &CString, placement: Placement) -> f64 {
-    let mut sv = [0; 2];
-    // SAFETY: sv has room for two descriptors.
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            sv.as_mut_ptr(),
-        )
-    };
-    assert_eq!(r, 0, "socketpair");
-    // SAFETY: fresh descriptors.
-    let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) };
+    let (ours, theirs) = protocol::fdpass::seqpacket_pair().expect("socketpair");
     if placement == Placement::OneCpu {
         cpu::pin_to_cpu0();
     }
