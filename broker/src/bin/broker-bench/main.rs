@@ -450,14 +450,6 @@ fn ms(ns: f64) -> String {
     format!("{:.2} ms", ns / 1e6)
 }
 
-fn met(yes: bool) -> &'static str {
-    if yes {
-        "yes"
-    } else {
-        "**no**"
-    }
-}
-
 fn report(r: Report) -> String {
     let m = &r.m;
     let mut s = String::new();
@@ -485,83 +477,86 @@ fn report(r: Report) -> String {
     let _ = writeln!(s, "## Targets\n");
     let _ = writeln!(s, "| target | figure | baseline | ratio | met |");
     let _ = writeln!(s, "|---|---|---|---|---|");
+    let mut target = |what: &str, figure: String, baseline: String, ratio: String, yes: bool| {
+        let _ = writeln!(
+            s,
+            "| {what} | {figure} | {baseline} | {ratio} | {} |",
+            if yes { "yes" } else { "**no**" }
+        );
+    };
     let ratio = m.ours / m.floor;
-    let _ = writeln!(
-        s,
-        "| brokered open+close ≤ 1.5 × the bare round trip on one CPU | {} | floor {} | {:.2}× | {} |",
+    target(
+        "brokered open+close ≤ 1.5 × the bare round trip on one CPU",
         us(m.ours),
-        us(m.floor),
-        ratio,
-        met(ratio <= 1.5)
+        format!("floor {}", us(m.floor)),
+        format!("{ratio:.2}×"),
+        ratio <= 1.5,
     );
     let speedup = m.mini_open_anywhere / m.ours;
-    let _ = writeln!(
-        s,
-        "| ≥ 5 × faster than a minimal broker that handles each notification where it wakes | {} | minimal broker {} | {:.2}× faster | {} |",
+    target(
+        "≥ 5 × faster than a minimal broker that handles each notification where it wakes",
         us(m.ours),
-        us(m.mini_open_anywhere),
-        speedup,
-        met(speedup >= 5.0)
+        format!("minimal broker {}", us(m.mini_open_anywhere)),
+        format!("{speedup:.2}× faster"),
+        speedup >= 5.0,
     );
     let g = m.getpid_ours / m.getpid_native;
-    let _ = writeln!(
-        s,
-        "| an allowed syscall (`getpid`) ≤ 1.05 × native | {} | native {} | {:.3}× | {} |",
+    target(
+        "an allowed syscall (`getpid`) ≤ 1.05 × native",
         us(m.getpid_ours),
-        us(m.getpid_native),
-        g,
-        met(g <= 1.05)
+        format!("native {}", us(m.getpid_native)),
+        format!("{g:.3}×"),
+        g <= 1.05,
     );
     let fr = r.fifo_ours / r.fifo_native;
-    let _ = writeln!(
-        s,
-        "| 1 GiB through a FIFO ≤ 1.05 × native | {} | native {} | {:.3}× | {} |",
+    target(
+        "1 GiB through a FIFO ≤ 1.05 × native",
         ms(r.fifo_ours),
-        ms(r.fifo_native),
-        fr,
-        met(fr <= 1.05)
+        format!("native {}", ms(r.fifo_native)),
+        format!("{fr:.3}×"),
+        fr <= 1.05,
     );
     let extra = r.startup_ours - r.startup_native;
-    let _ = writeln!(
-        s,
-        "| `broker -- /bin/true` ≤ 1 ms more than `/bin/true` | {} | `/bin/true` {} | +{} | {} |",
+    target(
+        "`broker -- /bin/true` ≤ 1 ms more than `/bin/true`",
         ms(r.startup_ours),
-        ms(r.startup_native),
-        ms(extra),
-        met(extra <= 1e6)
+        format!("`/bin/true` {}", ms(r.startup_native)),
+        format!("+{}", ms(extra)),
+        extra <= 1e6,
     );
     let t = &r.threads;
-    let _ = writeln!(
-        s,
-        "| 32 threads opening at once: throughput ≥ one thread's | {:.0} opens/s | one thread {:.0} opens/s | {:.2}× | {} |",
-        t.many,
-        t.one,
-        t.many / t.one,
-        met(t.many >= t.one)
+    target(
+        "32 threads opening at once: throughput ≥ one thread's",
+        format!("{:.0} opens/s", t.many),
+        format!("one thread {:.0} opens/s", t.one),
+        format!("{:.2}×", t.many / t.one),
+        t.many >= t.one,
     );
-    let _ = writeln!(
-        s,
-        "| … and no request waits more than 100 ms | longest {} | 100 ms | {:.3}× | {} |",
-        ms(t.worst_ns),
-        t.worst_ns / 1e8,
-        met(t.worst_ns <= 1e8)
+    target(
+        "… and no request waits more than 100 ms",
+        format!("longest {}", ms(t.worst_ns)),
+        "100 ms".into(),
+        format!("{:.3}×", t.worst_ns / 1e8),
+        t.worst_ns <= 1e8,
     );
     let peak = r.rss_small.0 as f64 / 1024.0;
-    let _ = writeln!(
-        s,
-        "| broker resident memory ≤ 8 MiB for a 1000-open run | peak {:.2} MiB | 8 MiB | {:.2}× | {} |",
-        peak,
-        peak / 8.0,
-        met(peak <= 8.0)
+    target(
+        "broker resident memory ≤ 8 MiB for a 1000-open run",
+        format!("peak {peak:.2} MiB"),
+        "8 MiB".into(),
+        format!("{:.2}×", peak / 8.0),
+        peak <= 8.0,
     );
     let growth = r.rss_large.0 as i64 - r.rss_small.0 as i64;
-    let _ = writeln!(
-        s,
-        "| … flat: no growth per request | peak {:.2} MiB after 100000 opens | {:.2} MiB after 1000 | {:+} KiB | {} |",
-        r.rss_large.0 as f64 / 1024.0,
-        peak,
-        growth,
-        met(growth <= 64)
+    target(
+        "… flat: no growth per request",
+        format!(
+            "peak {:.2} MiB after 100000 opens",
+            r.rss_large.0 as f64 / 1024.0
+        ),
+        format!("{peak:.2} MiB after 1000"),
+        format!("{growth:+} KiB"),
+        growth <= 64,
     );
     let _ = writeln!(s, "\n## Every figure\n");
     let _ = writeln!(s, "| what | per call | baseline | ratio |");
