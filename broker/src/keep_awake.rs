@@ -84,15 +84,19 @@ impl KeepAwake {
         }
         if self.threads.is_empty() {
             self.start();
+            if self.helpers == 0 {
+                return;
+            }
         }
         self.shared.state.store(SPINNING, Ordering::Release);
         futex_wake(&self.shared.state);
     }
 
+    /// Start the helpers. Those that cannot start only cost speed; if none can, bursts no
+    /// longer try (so a failing spawn is not retried on every request).
     fn start(&mut self) {
         for _ in 0..self.helpers {
             let shared = Arc::clone(&self.shared);
-            // A helper that cannot start only costs speed.
             if let Ok(t) = std::thread::Builder::new()
                 .name("keep-awake".into())
                 .stack_size(64 * 1024)
@@ -101,6 +105,7 @@ impl KeepAwake {
                 self.threads.push(t);
             }
         }
+        self.helpers = self.threads.len();
     }
 }
 
