@@ -52,6 +52,10 @@ pub struct RunCgroup {
     controllers: Controllers,
 }
 
+/// Where cgroup v2 is usually mounted, on its own or beside v1 controllers.
+const USUAL_MOUNTS: [&str; 2] = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"];
+const CGROUP2_SUPER_MAGIC: libc::c_long = 0x6367_7270;
+
 /// Where the cgroup v2 hierarchy is mounted, and the broker's own cgroup in it.
 fn own_cgroup() -> Result<PathBuf, String> {
     let cgroups =
@@ -60,6 +64,21 @@ fn own_cgroup() -> Result<PathBuf, String> {
         .lines()
         .find_map(|l| l.strip_prefix("0::"))
         .ok_or("the broker is in no cgroup v2 hierarchy")?;
+    // The usual mount first: /proc/self/mountinfo costs 30-90 µs to generate. A cgroup2 mount
+    // there whose root is not the hierarchy's (a bind of a subtree) would rarely hold the same
+    // relative path too; mountinfo below handles every other layout.
+    let rel = own.trim_matches('/');
+    for mount in USUAL_MOUNTS {
+        if is_cgroup2(mount) {
+            let dir = match rel {
+                "" => PathBuf::from(mount),
+                rel => Path::new(mount).join(rel),
+            };
+            if dir.is_dir() {
+                return Ok(dir);
+            }
+        }
+    }
     let mounts = fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
     for line in mounts.lines() {
@@ -88,6 +107,17 @@ fn own_cgroup() -> Result<PathBuf, String> {
         }
     }
     Err("no cgroup v2 mount holds the broker's cgroup".into())
+}
+
+fn is_cgroup2(path: &str) -> bool {
+    let Ok(c) = CString::new(path) else {
+        return false;
+    };
+    // SAFETY: statfs writes into a zeroed struct of the right type.
+    unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as libc::c_long == CGROUP2_SUPER_MAGIC
+    }
 }
 
 fn has_word(text: &str, word: &str) -> bool {
