@@ -88,7 +88,7 @@ impl Learner {
         let mut execs = BTreeSet::new();
         for (path, seen) in &self.seen {
             if seen.exec {
-                let program = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+                let program = crate::sys::canonicalize(path).unwrap_or_else(|_| path.clone());
                 if !self.default_exec.contains(&program) {
                     execs.insert(program);
                 }

@@ -219,7 +219,7 @@ impl Rule {
 }
 
 fn open_tree_anchor(given: &Path) -> (Anchor, Option<PathBuf>) {
-    let canonical = match std::fs::canonicalize(given) {
+    let canonical = match crate::sys::canonicalize(given) {
         Ok(c) => c,
         Err(e) => return (Anchor::Missing(sys::errno_of(&e)), None),
     };
@@ -234,10 +234,10 @@ fn open_file_anchor(given: &Path, is_fifo: bool) -> (Anchor, Option<PathBuf>) {
     let full = if is_fifo {
         None
     } else {
-        std::fs::canonicalize(given).ok()
+        crate::sys::canonicalize(given).ok()
     };
     let canonical = full.or_else(|| {
-        let parent = std::fs::canonicalize(given.parent()?).ok()?;
+        let parent = crate::sys::canonicalize(given.parent()?).ok()?;
         Some(parent.join(given.file_name()?))
     });
     let Some(canonical) = canonical else {

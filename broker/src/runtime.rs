@@ -39,7 +39,7 @@ const MAX_OBJECTS: usize = 512;
 /// The paths to grant read-only, in a stable order.
 pub fn allowance(program: &Path, ld_library_path: Option<&OsStr>) -> BTreeSet<PathBuf> {
     let mut out = BTreeSet::new();
-    let program = std::fs::canonicalize(program).unwrap_or_else(|_| program.to_path_buf());
+    let program = crate::sys::canonicalize(program).unwrap_or_else(|_| program.to_path_buf());
     let start = match script_interpreter(&program) {
         Some(interp) => {
             out.insert(program.clone());
@@ -54,7 +54,7 @@ pub fn allowance(program: &Path, ld_library_path: Option<&OsStr>) -> BTreeSet<Pa
         return out; // static: the loader is not involved
     };
     out.insert(interp.clone());
-    if let Ok(c) = std::fs::canonicalize(&interp) {
+    if let Ok(c) = crate::sys::canonicalize(&interp) {
         out.insert(c);
     }
     out.insert(LD_SO_CACHE.into());
@@ -93,18 +93,18 @@ pub fn allowance(program: &Path, ld_library_path: Option<&OsStr>) -> BTreeSet<Pa
 /// ELF interpreter (dynamic loader) of whichever binary that is. These are the only files the
 /// target may execute by default.
 pub fn exec_allowance(program: &Path) -> Vec<PathBuf> {
-    let program = std::fs::canonicalize(program).unwrap_or_else(|_| program.to_path_buf());
+    let program = crate::sys::canonicalize(program).unwrap_or_else(|_| program.to_path_buf());
     let mut out = vec![program.clone()];
     let binary = match script_interpreter(&program) {
         Some(interp) => {
-            let interp = std::fs::canonicalize(&interp).unwrap_or(interp);
+            let interp = crate::sys::canonicalize(&interp).unwrap_or(interp);
             out.push(interp.clone());
             interp
         }
         None => program,
     };
     if let Some(loader) = crate::elf::read(&binary).and_then(|d| d.interp) {
-        out.push(std::fs::canonicalize(&loader).unwrap_or(loader));
+        out.push(crate::sys::canonicalize(&loader).unwrap_or(loader));
     }
     out
 }
@@ -133,7 +133,7 @@ struct Object {
 impl Object {
     fn load(path: &Path) -> Option<Object> {
         let d = crate::elf::read(path)?;
-        let canonical = std::fs::canonicalize(path).ok()?;
+        let canonical = crate::sys::canonicalize(path).ok()?;
         Some(Object {
             dir: canonical.parent()?.to_path_buf(),
             interp: d.interp,

@@ -3,7 +3,9 @@
 use std::ffi::{CStr, CString};
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
 
 pub fn cvt(r: libc::c_long) -> io::Result<libc::c_long> {
     if r < 0 {
@@ -29,6 +31,25 @@ pub fn lift(fd: OwnedFd) -> io::Result<OwnedFd> {
     let r = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) } as libc::c_long)?;
     // SAFETY: fresh descriptor.
     Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// The absolute path `path` names, every symlink resolved, like `realpath`, in three system
+/// calls whatever its depth (realpath reads each component's link: ~20 calls for a library):
+/// open it `O_PATH`, and read where the kernel says the descriptor is. Without /proc, or for a
+/// file /proc cannot name from our root, it falls back to the component-by-component walk.
+pub fn canonicalize(path: &Path) -> io::Result<PathBuf> {
+    let c = cstring(path.as_os_str().as_bytes())?;
+    // SAFETY: a NUL-terminated path; the descriptor is owned below.
+    let fd =
+        cvt(unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) } as libc::c_long)?;
+    // SAFETY: fresh descriptor.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    match readlink(&fd_path(fd.as_fd())?) {
+        Ok(link) if link.first() == Some(&b'/') && !link.ends_with(b" (deleted)") => {
+            Ok(PathBuf::from(std::ffi::OsString::from_vec(link)))
+        }
+        _ => std::fs::canonicalize(path),
+    }
 }
 
 /// A NUL-terminated copy of `bytes`; a path with an inner NUL cannot exist.
