@@ -9,13 +9,14 @@
 //! busy, the woken side waits its turn on the CPU it shares with the other side instead.
 //!
 //! The helpers spin with `sched_yield`, so any runnable thread (the target's own included)
-//! takes their CPU at once. They start on the second request of a burst and stop
-//! [`SPIN_WINDOW`] after the last one: an idle or rarely-opening target costs nothing.
-//! benchmarks.md measures what this buys and what it costs.
+//! takes their CPU at once. They spin from the target's exec (its loader's opens are a burst)
+//! and again from the second request of a burst, and stop [`SPIN_WINDOW`] after the last
+//! request: an idle or rarely-opening target costs nothing. The threads are made while the
+//! child sets itself up, when the broker has nothing else to do, and sleep on a futex between
+//! bursts. benchmarks.md measures what this buys and what it costs.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Requests closer together than this are a burst worth spinning for.
@@ -43,27 +44,48 @@ impl Shared {
     }
 }
 
-/// The helpers of one run; they are stopped and joined when this is dropped.
+/// The helpers of one run; they are told to stop when this is dropped, and exit on their own.
 pub struct KeepAwake {
     shared: Arc<Shared>,
     helpers: usize,
-    threads: Vec<JoinHandle<()>>,
 }
 
 impl KeepAwake {
     /// Helpers for every CPU the broker may run on but one (the one the target and the broker
-    /// share), at most [`MAX_HELPERS`]. None on a single CPU. Threads start at the first burst.
+    /// share), at most [`MAX_HELPERS`]; none on a single CPU. They start asleep. Those that
+    /// cannot start only cost speed.
     pub fn new() -> KeepAwake {
-        KeepAwake {
-            shared: Arc::new(Shared {
-                started: Instant::now(),
-                last_request: AtomicU64::new(u64::MAX),
-                state: AtomicU32::new(IDLE),
-                stop: AtomicBool::new(false),
-            }),
-            helpers: usable_cpus().saturating_sub(1).min(MAX_HELPERS),
-            threads: Vec::new(),
+        let shared = Arc::new(Shared {
+            started: Instant::now(),
+            last_request: AtomicU64::new(u64::MAX),
+            state: AtomicU32::new(IDLE),
+            stop: AtomicBool::new(false),
+        });
+        let wanted = usable_cpus().saturating_sub(1).min(MAX_HELPERS);
+        let helpers = (0..wanted)
+            .filter(|_| {
+                let shared = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name("keep-awake".into())
+                    .stack_size(64 * 1024)
+                    .spawn(move || helper(&shared))
+                    .is_ok()
+            })
+            .count();
+        KeepAwake { shared, helpers }
+    }
+
+    /// Spin now, as if a burst had begun: the target is about to exec, and its loader's opens
+    /// follow one another closely.
+    pub fn wake(&self) {
+        if self.helpers == 0 {
+            return;
         }
+        self.shared
+            .last_request
+            .store(self.shared.now(), Ordering::Relaxed);
+        self.shared.state.store(SPINNING, Ordering::Release);
+        futex_wake(&self.shared.state);
     }
 
     /// Note a request; the second of a burst wakes the helpers.
@@ -82,30 +104,8 @@ impl KeepAwake {
         {
             return;
         }
-        if self.threads.is_empty() {
-            self.start();
-            if self.helpers == 0 {
-                return;
-            }
-        }
-        self.shared.state.store(SPINNING, Ordering::Release);
-        futex_wake(&self.shared.state);
-    }
-
-    /// Start the helpers. Those that cannot start only cost speed; if none can, bursts no
-    /// longer try (so a failing spawn is not retried on every request).
-    fn start(&mut self) {
-        for _ in 0..self.helpers {
-            let shared = Arc::clone(&self.shared);
-            if let Ok(t) = std::thread::Builder::new()
-                .name("keep-awake".into())
-                .stack_size(64 * 1024)
-                .spawn(move || helper(&shared))
-            {
-                self.threads.push(t);
-            }
-        }
-        self.helpers = self.threads.len();
+        s.state.store(SPINNING, Ordering::Release);
+        futex_wake(&s.state);
     }
 }
 
@@ -116,13 +116,12 @@ impl Default for KeepAwake {
 }
 
 impl Drop for KeepAwake {
+    /// Not joined: waiting for the threads to exit would add to every run's end, and each
+    /// exits at its next look at `stop`.
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
         self.shared.state.store(SPINNING, Ordering::Release);
         futex_wake(&self.shared.state);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
     }
 }
 
@@ -179,13 +178,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn helpers_start_on_a_burst_and_stop_with_the_run() {
+    fn helpers_spin_on_a_burst_and_go_idle() {
         let mut k = KeepAwake::new();
-        k.helpers = 2;
+        if k.helpers == 0 {
+            return; // one CPU: nothing to keep awake
+        }
         k.request();
-        assert!(k.threads.is_empty(), "one request is not a burst");
+        assert_eq!(
+            k.shared.state.load(Ordering::Acquire),
+            IDLE,
+            "one request is no burst"
+        );
         k.request();
-        assert_eq!(k.threads.len(), 2);
         assert_eq!(k.shared.state.load(Ordering::Acquire), SPINNING);
         // The helpers go idle on their own once the window has passed (generous bound: this
         // checks that they stop, not how fast).

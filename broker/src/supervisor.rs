@@ -295,6 +295,8 @@ impl Supervisor {
             }
             e
         };
+        // While the child sets itself up, the broker would only wait: make the helpers now.
+        let keep_awake = settings.keep_awake.then(KeepAwake::new);
         let mut buf = [0u8; 64];
         let listener = match protocol::fdpass::recv_with_fd(channel.as_fd(), &mut buf) {
             Ok((n, Some(fd))) if &buf[..n] == protocol::HANDSHAKE_LISTENER => fd,
@@ -337,6 +339,9 @@ impl Supervisor {
         if sent < 0 {
             return Err(fail(setup("handshake")(io::Error::last_os_error())));
         }
+        if let Some(k) = &keep_awake {
+            k.wake();
+        }
         let (failure, first_call) = await_exec(&err_read, &listener);
         if let Some(f) = failure {
             let e = io::Error::from_raw_os_error(f.errno);
@@ -366,7 +371,7 @@ impl Supervisor {
             watch,
             limits,
             first_call,
-            keep_awake: settings.keep_awake.then(KeepAwake::new),
+            keep_awake,
             ending: None,
             stop_signals: 0,
             usage: Usage::default(),
