@@ -322,11 +322,67 @@ fn is_alone_in(cgroup: &Path) -> bool {
 /// A process outside the run that kills the run cgroup when the broker is gone. It blocks on a
 /// pipe whose only write end the broker holds; end of file (the broker exited, was killed, or
 /// dropped the guard) makes it write `cgroup.kill`, remove the cgroup, and exit.
+///
+/// It shares the broker's memory (`CLONE_VM`) and runs on a stack of its own: a fork would
+/// copy the broker's page tables to start it and tear them down when it exits, about 0.1 ms
+/// of every run. The memory stays mapped while either process lives, so the guard outlives a
+/// killed broker; the broker is not dumpable, and that holds for the memory they share.
 #[derive(Debug)]
 pub struct DeathGuard {
     pid: libc::pid_t,
     /// Closing it wakes the guard.
     alive: Option<OwnedFd>,
+    /// What the guard reads while it runs: freed only once it has exited.
+    setup: Option<Box<GuardSetup>>,
+    stack: Option<GuardStack>,
+}
+
+/// The guard's arguments, prepared before it starts.
+#[derive(Debug)]
+struct GuardSetup {
+    path: CString,
+    alive: OwnedFd,
+    kill_file: OwnedFd,
+}
+
+/// The guard's stack, unmapped on drop.
+#[derive(Debug)]
+struct GuardStack {
+    base: *mut libc::c_void,
+}
+
+const GUARD_STACK: usize = 64 * 1024;
+
+impl GuardStack {
+    fn new() -> io::Result<GuardStack> {
+        // SAFETY: a fresh anonymous mapping, owned by the GuardStack.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                GUARD_STACK,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(GuardStack { base })
+    }
+
+    fn top(&self) -> *mut libc::c_void {
+        // SAFETY: one past the end of the mapping; the stack grows down from there.
+        unsafe { self.base.cast::<u8>().add(GUARD_STACK).cast() }
+    }
+}
+
+impl Drop for GuardStack {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, which nothing runs on any more (see DeathGuard).
+        unsafe { libc::munmap(self.base, GUARD_STACK) };
+    }
 }
 
 impl DeathGuard {
@@ -335,22 +391,32 @@ impl DeathGuard {
         let kill_file = fs::OpenOptions::new()
             .write(true)
             .open(dir.join("cgroup.kill"))?;
-        let kill_fd = lift(kill_file.into())?;
-        let path = crate::sys::cstring(dir.as_os_str().as_bytes())?;
+        let kill_file = lift(kill_file.into())?;
         let (read_end, write_end) = crate::sys::pipe()?;
-        let read_end = lift(read_end)?;
-        // SAFETY: the child only makes raw system calls on data prepared above.
-        let pid = unsafe { libc::fork() };
+        let setup = Box::new(GuardSetup {
+            path: crate::sys::cstring(dir.as_os_str().as_bytes())?,
+            alive: lift(read_end)?,
+            kill_file,
+        });
+        let stack = GuardStack::new()?;
+        // SAFETY: the guard runs guard_main on its own stack, making only raw system calls on
+        // `setup`, which outlives it (freed after the guard has been reaped).
+        let pid = unsafe {
+            libc::clone(
+                guard_entry,
+                stack.top(),
+                libc::CLONE_VM | libc::SIGCHLD,
+                (&*setup as *const GuardSetup).cast_mut().cast(),
+            )
+        };
         if pid < 0 {
             return Err(io::Error::last_os_error());
-        }
-        if pid == 0 {
-            // SAFETY: we are the freshly forked guard.
-            unsafe { guard_main(read_end.as_raw_fd(), kill_fd.as_raw_fd(), &path) }
         }
         Ok(DeathGuard {
             pid,
             alive: Some(write_end),
+            setup: Some(setup),
+            stack: Some(stack),
         })
     }
 
@@ -360,52 +426,139 @@ impl DeathGuard {
     }
 
     /// Let the guard go (the broker has ended the run itself) and reap it.
-    pub fn disarm(mut self) {
-        drop(self.alive.take());
-        // SAFETY: wait for our own child; it exits at once when its pipe closes.
-        unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), 0) };
+    pub fn disarm(self) {
+        drop(self);
     }
 }
 
-/// The guard's whole life. Async-signal-safe: raw system calls on prepared data only.
+impl Drop for DeathGuard {
+    /// Closing the pipe lets the guard go. Once it has exited (whoever reaped it: `waitpid`
+    /// fails with ECHILD only for a child that is gone), nothing runs on its stack or reads
+    /// its setup any more, and both are freed.
+    fn drop(&mut self) {
+        drop(self.alive.take());
+        loop {
+            // SAFETY: wait for our own child; it exits at once when its pipe closes.
+            let r = unsafe { libc::waitpid(self.pid, std::ptr::null_mut(), 0) };
+            if r >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                break;
+            }
+        }
+        drop(self.setup.take());
+        drop(self.stack.take());
+    }
+}
+
+extern "C" fn guard_entry(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: arg is the GuardSetup that DeathGuard keeps alive for the guard's life.
+    let setup = unsafe { &*(arg as *const GuardSetup) };
+    // SAFETY: raw system calls on prepared data.
+    unsafe {
+        guard_main(
+            setup.alive.as_raw_fd(),
+            setup.kill_file.as_raw_fd(),
+            &setup.path,
+        )
+    }
+}
+
+/// The guard's whole life. Raw system calls only: it shares the broker's memory, and the C
+/// library's wrappers would write `errno` in the broker's main thread's thread-local storage.
 unsafe fn guard_main(alive: RawFd, kill_fd: RawFd, path: &CString) -> ! {
+    use crate::raw_syscall::syscall4;
     // Out of the broker's process group and session, so that a signal to the broker's job
-    // does not take the guard with it; the signals a terminal sends are ignored.
-    libc::setsid();
-    for sig in [
+    // does not take the guard with it. The signals a terminal sends are ignored, and every
+    // handler the broker installed is reset: they would run the broker's code on our stack.
+    syscall4(libc::SYS_setsid, 0, 0, 0, 0);
+    /// The kernel's `struct sigaction` (not the C library's).
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let ignored = [
         libc::SIGINT,
         libc::SIGTERM,
         libc::SIGHUP,
         libc::SIGQUIT,
         libc::SIGPIPE,
-    ] {
-        libc::signal(sig, libc::SIG_IGN);
+    ];
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        let act = KernelSigaction {
+            handler: if ignored.contains(&sig) {
+                libc::SIG_IGN
+            } else {
+                libc::SIG_DFL
+            },
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        syscall4(
+            libc::SYS_rt_sigaction,
+            sig as usize,
+            &act as *const KernelSigaction as usize,
+            0,
+            8,
+        );
     }
-    let mut set: libc::sigset_t = std::mem::zeroed();
-    libc::sigemptyset(&mut set);
-    libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-    if libc::dup2(alive, 0) < 0 || libc::dup2(kill_fd, 1) < 0 {
-        libc::_exit(1);
+    let empty: u64 = 0;
+    syscall4(
+        libc::SYS_rt_sigprocmask,
+        libc::SIG_SETMASK as usize,
+        &empty as *const u64 as usize,
+        0,
+        8,
+    );
+    if syscall4(libc::SYS_dup3, alive as usize, 0, 0, 0) < 0
+        || syscall4(libc::SYS_dup3, kill_fd as usize, 1, 0, 0) < 0
+    {
+        guard_exit();
     }
-    libc::close_range(2, u32::MAX, 0);
+    syscall4(libc::SYS_close_range, 2, u32::MAX as usize, 0, 0);
     let mut b = [0u8; 1];
     loop {
-        let n = libc::read(0, b.as_mut_ptr().cast(), 1);
-        if n == 0 || (n < 0 && *libc::__errno_location() != libc::EINTR) {
+        let n = syscall4(libc::SYS_read, 0, b.as_mut_ptr() as usize, 1, 0);
+        if n == 0 || (n < 0 && n != -(libc::EINTR as isize)) {
             break;
         }
     }
-    libc::write(1, b"1".as_ptr().cast(), 1);
+    syscall4(libc::SYS_write, 1, b"1".as_ptr() as usize, 1, 0);
     // rmdir succeeds once the killed processes are gone.
     let pause = libc::timespec {
         tv_sec: 0,
         tv_nsec: 5_000_000,
     };
     for _ in 0..2000 {
-        if libc::rmdir(path.as_ptr()) == 0 || *libc::__errno_location() != libc::EBUSY {
+        let r = syscall4(
+            libc::SYS_unlinkat,
+            libc::AT_FDCWD as usize,
+            path.as_ptr() as usize,
+            libc::AT_REMOVEDIR as usize,
+            0,
+        );
+        if r != -(libc::EBUSY as isize) {
             break;
         }
-        libc::nanosleep(&pause, std::ptr::null_mut());
+        syscall4(
+            libc::SYS_nanosleep,
+            &pause as *const libc::timespec as usize,
+            0,
+            0,
+            0,
+        );
     }
-    libc::_exit(0);
+    guard_exit();
+}
+
+/// End the guard alone (`exit`, not `exit_group`; it is its own thread group anyway).
+unsafe fn guard_exit() -> ! {
+    loop {
+        crate::raw_syscall::syscall4(libc::SYS_exit, 0, 0, 0, 0);
+    }
 }
