@@ -15,13 +15,13 @@
 use std::ffi::CString;
 use std::fs;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::sys::{cvt, lift};
+use crate::sys::lift;
 
 /// The controllers a run would like.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -208,49 +208,11 @@ impl RunCgroup {
         fs::read_to_string(self.dir.join(file))
     }
 
-    /// Fork a child that starts inside the cgroup (`clone3` with `CLONE_INTO_CGROUP`, Linux
-    /// 5.7): no migration afterwards, which costs milliseconds (the kernel waits for an RCU
-    /// grace period). Like `fork`: 0 in the child, the pid in the parent. `Err` if the kernel
-    /// refuses (then fork and [`RunCgroup::add`]).
-    ///
-    /// # Safety
-    /// As for `fork` in a process that may have threads: the child may only make raw system
-    /// calls on data prepared before.
-    pub unsafe fn fork_into(&self) -> io::Result<libc::pid_t> {
-        #[repr(C)]
-        struct CloneArgs {
-            flags: u64,
-            pidfd: u64,
-            child_tid: u64,
-            parent_tid: u64,
-            exit_signal: u64,
-            stack: u64,
-            stack_size: u64,
-            tls: u64,
-            set_tid: u64,
-            set_tid_size: u64,
-            cgroup: u64,
-        }
-        const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-        let args = CloneArgs {
-            flags: CLONE_INTO_CGROUP,
-            pidfd: 0,
-            child_tid: 0,
-            parent_tid: 0,
-            exit_signal: libc::SIGCHLD as u64,
-            stack: 0,
-            stack_size: 0,
-            tls: 0,
-            set_tid: 0,
-            set_tid_size: 0,
-            cgroup: self.fd.as_raw_fd() as u64,
-        };
-        let r = libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        );
-        cvt(r).map(|pid| pid as libc::pid_t)
+    /// The cgroup's directory, for `CLONE_INTO_CGROUP`: a child started there needs no
+    /// migration afterwards, which costs milliseconds (the kernel waits for an RCU grace
+    /// period).
+    pub fn dir_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 
     /// Move process `pid` (and all its threads) into the cgroup.
@@ -465,92 +427,52 @@ extern "C" fn guard_entry(arg: *mut libc::c_void) -> libc::c_int {
 /// The guard's whole life. Raw system calls only: it shares the broker's memory, and the C
 /// library's wrappers would write `errno` in the broker's main thread's thread-local storage.
 unsafe fn guard_main(alive: RawFd, kill_fd: RawFd, path: &CString) -> ! {
-    use crate::raw_syscall::syscall4;
+    use child_shim::raw::syscall;
     // Out of the broker's process group and session, so that a signal to the broker's job
     // does not take the guard with it. The signals a terminal sends are ignored, and every
     // handler the broker installed is reset: they would run the broker's code on our stack.
-    syscall4(libc::SYS_setsid, 0, 0, 0, 0);
-    /// The kernel's `struct sigaction` (not the C library's).
-    #[repr(C)]
-    struct KernelSigaction {
-        handler: usize,
-        flags: libc::c_ulong,
-        restorer: usize,
-        mask: u64,
-    }
-    let ignored = [
+    syscall(libc::SYS_setsid, &[]);
+    child_shim::set_dispositions(&[
         libc::SIGINT,
         libc::SIGTERM,
         libc::SIGHUP,
         libc::SIGQUIT,
         libc::SIGPIPE,
-    ];
-    for sig in 1..=64 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        let act = KernelSigaction {
-            handler: if ignored.contains(&sig) {
-                libc::SIG_IGN
-            } else {
-                libc::SIG_DFL
-            },
-            flags: 0,
-            restorer: 0,
-            mask: 0,
-        };
-        syscall4(
-            libc::SYS_rt_sigaction,
-            sig as usize,
-            &act as *const KernelSigaction as usize,
-            0,
-            8,
-        );
-    }
-    let empty: u64 = 0;
-    syscall4(
-        libc::SYS_rt_sigprocmask,
-        libc::SIG_SETMASK as usize,
-        &empty as *const u64 as usize,
-        0,
-        8,
-    );
-    if syscall4(libc::SYS_dup3, alive as usize, 0, 0, 0) < 0
-        || syscall4(libc::SYS_dup3, kill_fd as usize, 1, 0, 0) < 0
+    ]);
+    if syscall(libc::SYS_dup3, &[alive as usize, 0, 0]) < 0
+        || syscall(libc::SYS_dup3, &[kill_fd as usize, 1, 0]) < 0
     {
         guard_exit();
     }
-    syscall4(libc::SYS_close_range, 2, u32::MAX as usize, 0, 0);
+    syscall(libc::SYS_close_range, &[2, u32::MAX as usize, 0]);
     let mut b = [0u8; 1];
     loop {
-        let n = syscall4(libc::SYS_read, 0, b.as_mut_ptr() as usize, 1, 0);
+        let n = syscall(libc::SYS_read, &[0, b.as_mut_ptr() as usize, 1]);
         if n == 0 || (n < 0 && n != -(libc::EINTR as isize)) {
             break;
         }
     }
-    syscall4(libc::SYS_write, 1, b"1".as_ptr() as usize, 1, 0);
+    syscall(libc::SYS_write, &[1, b"1".as_ptr() as usize, 1]);
     // rmdir succeeds once the killed processes are gone.
     let pause = libc::timespec {
         tv_sec: 0,
         tv_nsec: 5_000_000,
     };
     for _ in 0..2000 {
-        let r = syscall4(
+        let r = syscall(
             libc::SYS_unlinkat,
-            libc::AT_FDCWD as usize,
-            path.as_ptr() as usize,
-            libc::AT_REMOVEDIR as usize,
-            0,
+            &[
+                libc::AT_FDCWD as usize,
+                path.as_ptr() as usize,
+                libc::AT_REMOVEDIR as usize,
+            ],
         );
         if r != -(libc::EBUSY as isize) {
             break;
         }
-        syscall4(
+        syscall(
             libc::SYS_nanosleep,
-            &pause as *const libc::timespec as usize,
-            0,
-            0,
-            0,
+            &[&pause as *const libc::timespec as usize, 0],
         );
     }
     guard_exit();
@@ -559,6 +481,6 @@ unsafe fn guard_main(alive: RawFd, kill_fd: RawFd, path: &CString) -> ! {
 /// End the guard alone (`exit`, not `exit_group`; it is its own thread group anyway).
 unsafe fn guard_exit() -> ! {
     loop {
-        crate::raw_syscall::syscall4(libc::SYS_exit, 0, 0, 0, 0);
+        child_shim::raw::syscall(libc::SYS_exit, &[0]);
     }
 }

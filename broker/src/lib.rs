@@ -29,7 +29,6 @@ pub mod path;
 pub mod policy;
 pub mod policy_file;
 pub mod program;
-pub mod raw_syscall;
 pub mod report;
 pub mod runtime;
 pub mod sandbox;

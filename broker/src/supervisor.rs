@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use child_shim::{ExecPlan, ShimFailure, ShimStage};
 
 use crate::audit::AuditLog;
+use crate::cgroup::RunCgroup;
 use crate::channel::{Outcome, ProtocolChannel};
 use crate::fifo::FifoWaiters;
 use crate::filter;
@@ -268,61 +269,39 @@ impl Supervisor {
         }
         // Start the child in the run cgroup if the kernel can; otherwise it is moved there
         // before the go-ahead.
-        // SAFETY: the child only runs exec_in_child, which makes raw syscalls on prepared data.
-        let into = tree.cgroup().map(|cg| unsafe { cg.fork_into() });
-        let placed = matches!(into, Some(Ok(_)));
-        let pid = match into {
-            Some(Ok(pid)) => pid,
-            // SAFETY: as above.
-            _ => unsafe { libc::fork() },
-        };
-        if pid < 0 {
-            return Err(setup("fork")(io::Error::last_os_error()));
-        }
-        if pid == 0 {
-            // SAFETY: we are the freshly forked child.
-            unsafe { plan.exec_in_child() }
-        }
+        let child = plan
+            .spawn(tree.cgroup().map(RunCgroup::dir_fd))
+            .map_err(setup("start the child"))?;
+        let (pid, placed) = (child.pid(), child.placed());
         drop(child_channel);
         drop(err_write);
         drop(landlock);
 
-        let fail = |e: SuperviseError| {
-            // SAFETY: kill and reap our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
-            e
-        };
+        // From here, an early return drops `child`, which kills and reaps it.
         // While the child sets itself up, the broker would only wait: make the helpers now.
         let keep_awake = settings.keep_awake.then(KeepAwake::new);
         let mut buf = [0u8; 64];
         let listener = match protocol::fdpass::recv_with_fd(channel.as_fd(), &mut buf) {
             Ok((n, Some(fd))) if &buf[..n] == protocol::HANDSHAKE_LISTENER => fd,
-            Ok(_) => {
-                return Err(fail(setup("handshake")(io::Error::other(
-                    "unexpected message",
-                ))))
-            }
+            Ok(_) => return Err(setup("handshake")(io::Error::other("unexpected message"))),
             Err(e) => {
                 // The child failed before sending: its report says why.
-                return Err(fail(match read_failure(&err_read) {
+                return Err(match read_failure(&err_read) {
                     Some(f) if f.stage == ShimStage::Seccomp => {
                         SuperviseError::Unsupported(io::Error::from_raw_os_error(f.errno))
                     }
                     Some(f) => SuperviseError::Child(f),
                     None => setup("handshake")(io::Error::other(e.to_string())),
-                }));
+                });
             }
         };
-        let listener = Listener::new(listener).map_err(|e| fail(SuperviseError::Unsupported(e)))?;
+        let listener = Listener::new(listener).map_err(SuperviseError::Unsupported)?;
         // Before Linux 6.6 there is no synchronous wake-up: the same service, slower.
         let _ = listener.set_sync_wakeup();
         // The child waits for the go-ahead: it gets its limits before it runs anything.
         limits
             .apply(pid, tree.cgroup().filter(|_| !placed))
-            .map_err(|e| fail(e.into()))?;
+            .map_err(SuperviseError::from)?;
         let watch = Watch::new(
             limits.limits.wall_time,
             limits.limits.cpu_time.filter(|_| tree.cgroup().is_some()),
@@ -337,7 +316,7 @@ impl Supervisor {
             )
         };
         if sent < 0 {
-            return Err(fail(setup("handshake")(io::Error::last_os_error())));
+            return Err(setup("handshake")(io::Error::last_os_error()));
         }
         if let Some(k) = &keep_awake {
             k.wake();
@@ -345,15 +324,17 @@ impl Supervisor {
         let (failure, first_call) = await_exec(&err_read, &listener);
         if let Some(f) = failure {
             let e = io::Error::from_raw_os_error(f.errno);
-            return Err(fail(if f.stage == ShimStage::Exec {
+            return Err(if f.stage == ShimStage::Exec {
                 SuperviseError::Exec {
                     program: target.program.display().to_string(),
                     source: e,
                 }
             } else {
                 SuperviseError::Child(f)
-            }));
+            });
         }
+        // The child has exec'd: it no longer runs on its stack nor reads the plan.
+        child.release();
         let learn = settings.learner.is_some();
         let policy = Arc::new(settings.policy);
         let own_calls = settings.own_calls.map_or_else(|| policy.clone(), Arc::new);

@@ -1,9 +1,12 @@
-//! The child side of the sandbox: what runs between `fork` and `exec`.
+//! The child side of the sandbox: what runs between the child's creation and its `exec`.
 //!
-//! The broker builds an [`ExecPlan`] *before* forking: program path, argv and envp as C arrays,
-//! the seccomp program as raw BPF, and the descriptor numbers involved. After `fork`,
-//! [`ExecPlan::exec_in_child`] only makes raw system calls on that prepared data. It never
-//! allocates and never takes a lock, so it is sound even when the parent had other threads.
+//! The broker builds an [`ExecPlan`] first: program path, argv and envp as C arrays, the
+//! seccomp program as raw BPF, and the descriptor numbers involved. [`ExecPlan::spawn`] starts
+//! the child with `clone3(CLONE_VM)` on a stack of its own, like `posix_spawn`: it shares the
+//! broker's memory until it execs, so no page tables are copied, neither side takes
+//! copy-on-write faults, and the exec has no copy to tear down. The child only makes raw
+//! system calls ([`raw`]) on the prepared data: no allocation, no lock, no `errno` (which
+//! lives in the broker's thread-local storage).
 //!
 //! The steps, in order (each failure is reported through the error pipe as a [`ShimFailure`]):
 //! 1. reset signal dispositions and the signal mask inherited from the broker;
@@ -19,9 +22,15 @@
 //! 6. send the listener to the broker with `SCM_RIGHTS`, close it, and wait for the go-ahead;
 //! 7. `execve` the target. The error pipe is close-on-exec, so a successful exec reads as EOF.
 
+pub mod raw;
+
 use std::ffi::{CStr, CString};
-use std::os::fd::{BorrowedFd, RawFd};
+use std::io;
+use std::marker::PhantomData;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::ptr;
+
+use raw::syscall;
 
 /// The descriptor at which the child keeps the close-on-exec error pipe until it execs.
 const ERROR_PIPE_FD: RawFd = protocol::CHANNEL_FD + 1;
@@ -164,92 +173,290 @@ impl ExecPlan {
         &self.program
     }
 
-    /// Run the child's set-up and exec the target. Never returns.
+    /// Start the child, in the cgroup `cgroup` (a directory descriptor) if the kernel can
+    /// (`CLONE_INTO_CGROUP`); [`Child::placed`] says whether it did. The returned [`Child`]
+    /// must be kept until the child has exec'd ([`Child::release`]); dropped before, it
+    /// kills and reaps the child, whose stack it owns.
+    pub fn spawn(&self, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Child<'_>> {
+        let stack = ChildStack::new()?;
+        let mut args = raw::CloneArgs {
+            flags: libc::CLONE_VM as u64,
+            exit_signal: libc::SIGCHLD as u64,
+            stack: stack.base as u64,
+            stack_size: stack.len as u64,
+            ..raw::CloneArgs::default()
+        };
+        if let Some(cg) = cgroup {
+            args.flags |= raw::CLONE_INTO_CGROUP;
+            args.cgroup = cg.as_raw_fd() as u64;
+        }
+        // Every signal is blocked across the clone: until the child has reset its handlers,
+        // a signal would run the broker's handlers on the child's stack.
+        // SAFETY: sigset operations on local sets; the child runs child_main on its own stack
+        // and only reads `self`, which the returned Child borrows.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+            let arg = (self as *const ExecPlan).cast();
+            let mut pid = raw::clone3(&args, child_main, arg);
+            let placed = cgroup.is_some() && pid > 0;
+            if pid < 0 && cgroup.is_some() {
+                // The kernel refused the cgroup (older than 5.7, or a cgroup it cannot start
+                // a process in): the broker moves the child there before the go-ahead.
+                args.flags &= !raw::CLONE_INTO_CGROUP;
+                args.cgroup = 0;
+                pid = raw::clone3(&args, child_main, arg);
+            }
+            libc::pthread_sigmask(libc::SIG_SETMASK, &old, ptr::null_mut());
+            if pid < 0 {
+                return Err(io::Error::from_raw_os_error(-pid as i32));
+            }
+            Ok(Child {
+                pid: pid as libc::pid_t,
+                placed,
+                stack: Some(stack),
+                _plan: PhantomData,
+            })
+        }
+    }
+
+    /// The child's set-up, then the exec of the target. Never returns.
     ///
     /// # Safety
-    /// Call only in the child right after `fork`. Only async-signal-safe system calls are made.
-    pub unsafe fn exec_in_child(&self) -> ! {
-        reset_signals();
-        if libc::setsid() < 0 {
-            fail(self.error_pipe, ShimStage::Session);
-        }
-        if libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        ) < 0
-        {
-            fail(self.error_pipe, ShimStage::ParentDeath);
-        }
-        if libc::getppid() != self.parent {
+    /// Only in the child [`ExecPlan::spawn`] starts.
+    unsafe fn exec_in_child(&self) -> ! {
+        // Ignored signals survive exec, and a handler would be the broker's.
+        set_dispositions(&[]);
+        check(
+            syscall(libc::SYS_setsid, &[]),
+            self.error_pipe,
+            ShimStage::Session,
+        );
+        let r = syscall(
+            libc::SYS_prctl,
+            &[libc::PR_SET_PDEATHSIG as usize, libc::SIGKILL as usize],
+        );
+        check(r, self.error_pipe, ShimStage::ParentDeath);
+        if syscall(libc::SYS_getppid, &[]) != self.parent as isize {
             // The broker died before PDEATHSIG was armed: nobody is left to serve us.
-            libc::_exit(125);
+            exit(125);
         }
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
-            fail(self.error_pipe, ShimStage::NoNewPrivs);
-        }
-        if drop_capabilities() < 0 {
-            fail(self.error_pipe, ShimStage::Capabilities);
-        }
+        let r = syscall(libc::SYS_prctl, &[libc::PR_SET_NO_NEW_PRIVS as usize, 1]);
+        check(r, self.error_pipe, ShimStage::NoNewPrivs);
+        check(
+            drop_capabilities(),
+            self.error_pipe,
+            ShimStage::Capabilities,
+        );
         if let Some(ruleset) = self.landlock {
-            if libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0) < 0 {
-                fail(self.error_pipe, ShimStage::Landlock);
-            }
+            let r = syscall(libc::SYS_landlock_restrict_self, &[ruleset as usize, 0]);
+            check(r, self.error_pipe, ShimStage::Landlock);
         }
-        if libc::dup2(self.channel, protocol::CHANNEL_FD) < 0
-            || libc::dup2(self.error_pipe, ERROR_PIPE_FD) < 0
-            || libc::fcntl(ERROR_PIPE_FD, libc::F_SETFD, libc::FD_CLOEXEC) < 0
-            || libc::close_range((ERROR_PIPE_FD + 1) as u32, u32::MAX, 0) < 0
-        {
-            fail(self.error_pipe, ShimStage::Descriptors);
-        }
+        let r = syscall(
+            libc::SYS_dup3,
+            &[self.channel as usize, protocol::CHANNEL_FD as usize, 0],
+        );
+        check(r, self.error_pipe, ShimStage::Descriptors);
+        let r = syscall(
+            libc::SYS_dup3,
+            &[
+                self.error_pipe as usize,
+                ERROR_PIPE_FD as usize,
+                libc::O_CLOEXEC as usize,
+            ],
+        );
+        check(r, self.error_pipe, ShimStage::Descriptors);
+        let r = syscall(
+            libc::SYS_close_range,
+            &[(ERROR_PIPE_FD + 1) as usize, u32::MAX as usize, 0],
+        );
+        check(r, ERROR_PIPE_FD, ShimStage::Descriptors);
         let prog = libc::sock_fprog {
             len: self.filter.len() as libc::c_ushort,
             filter: self.filter.as_ptr() as *mut libc::sock_filter,
         };
-        let listener = libc::syscall(
+        let listener = syscall(
             libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
-            &prog as *const libc::sock_fprog,
+            &[
+                libc::SECCOMP_SET_MODE_FILTER as usize,
+                libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as usize,
+                &prog as *const libc::sock_fprog as usize,
+            ],
         );
-        if listener < 0 {
-            fail(ERROR_PIPE_FD, ShimStage::Seccomp);
-        }
-        let listener = listener as RawFd;
-        let sent = protocol::fdpass::send_with_fd(
-            BorrowedFd::borrow_raw(protocol::CHANNEL_FD),
-            protocol::HANDSHAKE_LISTENER,
-            BorrowedFd::borrow_raw(listener),
-        );
-        if let Err(e) = sent {
-            report(
-                ERROR_PIPE_FD,
-                ShimStage::SendListener,
-                e.raw_os_error().unwrap_or(0),
-            );
-        }
-        libc::close(listener);
+        check(listener, ERROR_PIPE_FD, ShimStage::Seccomp);
+        let sent = send_listener(listener as RawFd);
+        check(sent, ERROR_PIPE_FD, ShimStage::SendListener);
+        syscall(libc::SYS_close, &[listener as usize]);
         let mut go = [0u8; 8];
         let n = loop {
-            let n = libc::read(protocol::CHANNEL_FD, go.as_mut_ptr().cast(), go.len());
-            if n >= 0 || errno() != libc::EINTR {
+            let n = syscall(
+                libc::SYS_read,
+                &[
+                    protocol::CHANNEL_FD as usize,
+                    go.as_mut_ptr() as usize,
+                    go.len(),
+                ],
+            );
+            if n != -(libc::EINTR as isize) {
                 break n;
             }
         };
         if n != protocol::HANDSHAKE_GO.len() as isize || go[..n as usize] != *protocol::HANDSHAKE_GO
         {
             // The broker refused or died: do not run the target unsupervised.
-            libc::_exit(125);
+            exit(125);
         }
-        libc::execve(
-            self.program.as_ptr(),
-            self.argv_ptrs.as_ptr(),
-            self.envp_ptrs.as_ptr(),
+        let r = syscall(
+            libc::SYS_execve,
+            &[
+                self.program.as_ptr() as usize,
+                self.argv_ptrs.as_ptr() as usize,
+                self.envp_ptrs.as_ptr() as usize,
+            ],
         );
-        fail(ERROR_PIPE_FD, ShimStage::Exec);
+        report(ERROR_PIPE_FD, ShimStage::Exec, -r as i32);
+    }
+}
+
+/// The child [`ExecPlan::spawn`] started. Until [`Child::release`] (after its exec), it may
+/// still run on the stack this owns: dropping it first kills and reaps the child.
+#[derive(Debug)]
+pub struct Child<'plan> {
+    pid: libc::pid_t,
+    placed: bool,
+    stack: Option<ChildStack>,
+    /// The child reads the plan until it execs.
+    _plan: PhantomData<&'plan ExecPlan>,
+}
+
+impl Child<'_> {
+    pub fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
+    /// Did it start in the cgroup it was given?
+    pub fn placed(&self) -> bool {
+        self.placed
+    }
+
+    /// The child has exec'd (or was reaped): its stack and the plan are free again.
+    pub fn release(mut self) {
+        drop(self.stack.take());
+    }
+}
+
+impl Drop for Child<'_> {
+    fn drop(&mut self) {
+        if self.stack.is_some() {
+            // SAFETY: kill and reap our own child, so that nothing runs on its stack.
+            unsafe {
+                libc::kill(self.pid, libc::SIGKILL);
+                while libc::waitpid(self.pid, ptr::null_mut(), 0) < 0
+                    && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+                {
+                }
+            }
+        }
+    }
+}
+
+/// The child's stack: an anonymous mapping with a guard page below it.
+#[derive(Debug)]
+struct ChildStack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+/// Plenty for the shim's few frames; only the pages it touches are ever allocated.
+const STACK_SIZE: usize = 256 * 1024;
+const GUARD_SIZE: usize = 4096;
+
+impl ChildStack {
+    fn new() -> io::Result<ChildStack> {
+        // SAFETY: a fresh private mapping, owned by the ChildStack; its lowest page is made
+        // inaccessible, so an overflow faults instead of writing into the broker's memory.
+        unsafe {
+            let map = libc::mmap(
+                ptr::null_mut(),
+                GUARD_SIZE + STACK_SIZE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            );
+            if map == libc::MAP_FAILED {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::mprotect(map, GUARD_SIZE, libc::PROT_NONE) != 0 {
+                let e = io::Error::last_os_error();
+                libc::munmap(map, GUARD_SIZE + STACK_SIZE);
+                return Err(e);
+            }
+            Ok(ChildStack {
+                base: map.cast::<u8>().add(GUARD_SIZE).cast(),
+                len: STACK_SIZE,
+            })
+        }
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, guard page included; nothing runs on it any more.
+        unsafe {
+            libc::munmap(
+                self.base.cast::<u8>().sub(GUARD_SIZE).cast(),
+                GUARD_SIZE + STACK_SIZE,
+            )
+        };
+    }
+}
+
+/// Where the child starts, on its own stack.
+unsafe extern "C" fn child_main(plan: *const libc::c_void) -> ! {
+    (*(plan as *const ExecPlan)).exec_in_child()
+}
+
+/// Send the seccomp listener to the broker over the channel, with `SCM_RIGHTS`.
+unsafe fn send_listener(listener: RawFd) -> isize {
+    #[repr(C)]
+    struct Control {
+        header: libc::cmsghdr,
+        fd: RawFd,
+        _pad: u32,
+    }
+    let mut control = Control {
+        header: libc::cmsghdr {
+            cmsg_len: std::mem::size_of::<libc::cmsghdr>() + std::mem::size_of::<RawFd>(),
+            cmsg_level: libc::SOL_SOCKET,
+            cmsg_type: libc::SCM_RIGHTS,
+        },
+        fd: listener,
+        _pad: 0,
+    };
+    let mut iov = libc::iovec {
+        iov_base: protocol::HANDSHAKE_LISTENER.as_ptr() as *mut libc::c_void,
+        iov_len: protocol::HANDSHAKE_LISTENER.len(),
+    };
+    let mut msg: libc::msghdr = std::mem::zeroed();
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = (&mut control as *mut Control).cast();
+    msg.msg_controllen = std::mem::size_of::<Control>();
+    loop {
+        let r = syscall(
+            libc::SYS_sendmsg,
+            &[
+                protocol::CHANNEL_FD as usize,
+                &msg as *const libc::msghdr as usize,
+                libc::MSG_NOSIGNAL as usize,
+            ],
+        );
+        if r != -(libc::EINTR as isize) {
+            return r;
+        }
     }
 }
 
@@ -264,12 +471,22 @@ const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 /// Drop every capability for good. Bounding-set and securebits changes need CAP_SETPCAP, which
 /// an unprivileged broker's child lacks (and then has nothing to drop): their errors are
 /// ignored. Clearing the effective, permitted and inheritable sets always succeeds.
-unsafe fn drop_capabilities() -> libc::c_long {
-    libc::prctl(PR_SET_SECUREBITS, SECURE_NOROOT, 0, 0, 0);
+unsafe fn drop_capabilities() -> isize {
+    syscall(
+        libc::SYS_prctl,
+        &[PR_SET_SECUREBITS as usize, SECURE_NOROOT as usize],
+    );
+    // Capabilities are numbered from 0 up to the kernel's last: EINVAL marks the end.
     for cap in 0..64 {
-        libc::prctl(PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
+        let r = syscall(libc::SYS_prctl, &[PR_CAPBSET_DROP as usize, cap]);
+        if r == -(libc::EINVAL as isize) {
+            break;
+        }
     }
-    libc::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    syscall(
+        libc::SYS_prctl,
+        &[PR_CAP_AMBIENT as usize, PR_CAP_AMBIENT_CLEAR_ALL as usize],
+    );
     #[repr(C)]
     struct Header {
         version: u32,
@@ -297,39 +514,85 @@ unsafe fn drop_capabilities() -> libc::c_long {
             inheritable: 0,
         },
     ];
-    libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr())
+    syscall(
+        libc::SYS_capset,
+        &[&header as *const Header as usize, data.as_ptr() as usize],
+    )
 }
 
-unsafe fn reset_signals() {
-    // Dispositions: ignored signals survive exec, so put every catchable one back to default.
-    for sig in 1..libc::SIGRTMAX() {
-        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            libc::signal(sig, libc::SIG_DFL);
+/// The kernel's `struct sigaction` (not the C library's).
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Put every catchable signal's disposition to default, except those in `ignored`, which are
+/// ignored; then unblock them all. Raw system calls only.
+///
+/// # Safety
+/// Changes the calling process's signal handling.
+pub unsafe fn set_dispositions(ignored: &[libc::c_int]) {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
         }
+        let act = KernelSigaction {
+            handler: if ignored.contains(&sig) {
+                libc::SIG_IGN
+            } else {
+                libc::SIG_DFL
+            },
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        syscall(
+            libc::SYS_rt_sigaction,
+            &[sig as usize, &act as *const KernelSigaction as usize, 0, 8],
+        );
     }
-    let mut set: libc::sigset_t = std::mem::zeroed();
-    libc::sigemptyset(&mut set);
-    libc::sigprocmask(libc::SIG_SETMASK, &set, ptr::null_mut());
+    let empty: u64 = 0;
+    syscall(
+        libc::SYS_rt_sigprocmask,
+        &[
+            libc::SIG_SETMASK as usize,
+            &empty as *const u64 as usize,
+            0,
+            8,
+        ],
+    );
 }
 
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+/// End the child now (`exit_group`: it is its own thread group).
+unsafe fn exit(code: i32) -> ! {
+    loop {
+        syscall(libc::SYS_exit_group, &[code as usize]);
+    }
+}
+
+/// A failed step: report it on `pipe` (when `r` is a negative errno) and exit.
+unsafe fn check(r: isize, pipe: RawFd, stage: ShimStage) {
+    if r < 0 {
+        report(pipe, stage, -r as i32);
+    }
 }
 
 unsafe fn report(pipe: RawFd, stage: ShimStage, errno: i32) -> ! {
     let mut msg = [0u8; ShimFailure::SIZE];
     msg[..4].copy_from_slice(&(stage as u32).to_ne_bytes());
     msg[4..].copy_from_slice(&errno.to_ne_bytes());
-    libc::write(pipe, msg.as_ptr().cast(), msg.len());
-    libc::_exit(if stage == ShimStage::Exec && errno == libc::ENOENT {
+    syscall(
+        libc::SYS_write,
+        &[pipe as usize, msg.as_ptr() as usize, msg.len()],
+    );
+    exit(if stage == ShimStage::Exec && errno == libc::ENOENT {
         127
     } else if stage == ShimStage::Exec {
         126
     } else {
         125
     });
-}
-
-unsafe fn fail(pipe: RawFd, stage: ShimStage) -> ! {
-    report(pipe, stage, errno())
 }
