@@ -264,6 +264,10 @@ impl RunCgroup {
 
 impl Drop for RunCgroup {
     fn drop(&mut self) {
+        // Usually the tree is gone already and rmdir is all it takes.
+        if fs::remove_dir(&self.dir).is_ok() {
+            return;
+        }
         let _ = self.kill();
         let deadline = Instant::now() + Duration::from_secs(5);
         while self.populated() && Instant::now() < deadline {
@@ -283,7 +287,8 @@ fn is_alone_in(cgroup: &Path) -> bool {
 
 /// A process outside the run that kills the run cgroup when the broker is gone. It blocks on a
 /// pipe whose only write end the broker holds; end of file (the broker exited, was killed, or
-/// dropped the guard) makes it write `cgroup.kill`, remove the cgroup, and exit.
+/// dropped the guard) makes it write `cgroup.kill`, remove the cgroup, and exit. A byte on the
+/// pipe ([`DeathGuard::stand_down`]) makes it exit at once.
 ///
 /// It shares the broker's memory (`CLONE_VM`) and runs on a stack of its own: a fork would
 /// copy the broker's page tables to start it and tear them down when it exits, about 0.1 ms
@@ -391,6 +396,16 @@ impl DeathGuard {
     pub fn disarm(self) {
         drop(self);
     }
+
+    /// Tell the guard its work is done: it exits without killing, while the broker removes
+    /// the cgroup itself. Only once the tree has been killed: a broker killed after this can
+    /// leave an empty cgroup behind, but nothing running.
+    pub fn stand_down(&mut self) {
+        if let Some(alive) = self.alive.take() {
+            // SAFETY: a one-byte write to our own pipe.
+            unsafe { libc::write(alive.as_raw_fd(), b"0".as_ptr().cast(), 1) };
+        }
+    }
 }
 
 impl Drop for DeathGuard {
@@ -448,6 +463,10 @@ unsafe fn guard_main(alive: RawFd, kill_fd: RawFd, path: &CString) -> ! {
     let mut b = [0u8; 1];
     loop {
         let n = syscall(libc::SYS_read, &[0, b.as_mut_ptr() as usize, 1]);
+        if n == 1 {
+            // The broker stood the guard down: the tree is gone.
+            guard_exit();
+        }
         if n == 0 || (n < 0 && n != -(libc::EINTR as isize)) {
             break;
         }

@@ -53,6 +53,13 @@ impl Tree {
         kill_descendants(self.guard_pid());
     }
 
+    /// The tree has been killed: the guard may go now, while the broker finishes up.
+    pub fn stand_down_guard(&mut self) {
+        if let Some(guard) = &mut self.guard {
+            guard.stand_down();
+        }
+    }
+
     /// The run is over: remove its cgroup (killing anything left) and let the guard go.
     pub fn finish(&mut self) {
         drop(self.cgroup.take());

@@ -455,6 +455,7 @@ impl Supervisor {
         }
         let wall = self.watch.started.elapsed();
         self.tree.kill();
+        self.tree.stand_down_guard();
         self.reap(&mut status);
         let cgroup = self.tree.cgroup();
         if let Some(cpu) = cgroup.and_then(|cg| cg.cpu_usage()) {
