@@ -29,9 +29,20 @@ pub struct Tree {
 }
 
 impl Tree {
-    /// A tree kept in `cgroup`, if there is one; `guard` ends it if the broker dies.
-    pub fn new(cgroup: Option<RunCgroup>, guard: Option<DeathGuard>) -> Tree {
-        Tree { cgroup, guard }
+    /// A tree kept in `cgroup`, if there is one.
+    pub fn new(cgroup: Option<RunCgroup>) -> Tree {
+        Tree {
+            cgroup,
+            guard: None,
+        }
+    }
+
+    /// Start the death guard that ends the cgroup if the broker dies (none without a cgroup).
+    pub fn arm_guard(&mut self) -> std::io::Result<()> {
+        if let Some(cg) = &self.cgroup {
+            self.guard = Some(cg.guard()?);
+        }
+        Ok(())
     }
 
     pub fn cgroup(&self) -> Option<&RunCgroup> {
