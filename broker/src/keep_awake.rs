@@ -178,6 +178,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_exec_wakes_the_helpers_and_they_go_idle() {
+        let k = KeepAwake::new();
+        if k.helpers == 0 {
+            return; // one CPU: nothing to keep awake
+        }
+        assert_eq!(k.shared.state.load(Ordering::Acquire), IDLE, "made asleep");
+        k.wake();
+        assert_eq!(k.shared.state.load(Ordering::Acquire), SPINNING);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while k.shared.state.load(Ordering::Acquire) != IDLE {
+            assert!(Instant::now() < deadline, "the helpers never went idle");
+            std::thread::sleep(SPIN_WINDOW);
+        }
+    }
+
+    #[test]
     fn helpers_spin_on_a_burst_and_go_idle() {
         let mut k = KeepAwake::new();
         if k.helpers == 0 {

@@ -165,3 +165,35 @@ pub fn set_status_flags(fd: BorrowedFd<'_>, flags: i32) -> io::Result<()> {
 pub fn errno_of(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(libc::EIO)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonicalize_agrees_with_the_walk() {
+        let d = std::env::temp_dir().join(format!("canon-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("real/sub")).unwrap();
+        std::fs::write(d.join("real/sub/f"), "x").unwrap();
+        std::os::unix::fs::symlink("real", d.join("link")).unwrap();
+        std::os::unix::fs::symlink("../link/sub/f", d.join("real/up")).unwrap();
+        // SAFETY: mkfifo on a fresh path; canonicalize must not block opening it.
+        let fifo = cstring(d.join("fifo").as_os_str().as_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        for p in ["link/sub/f", "real/up", "link/./sub/../sub", "fifo", "."] {
+            let p = d.join(p);
+            assert_eq!(
+                canonicalize(&p).unwrap(),
+                std::fs::canonicalize(&p).unwrap(),
+                "{}",
+                p.display()
+            );
+        }
+        std::os::unix::fs::symlink("nowhere", d.join("dangling")).unwrap();
+        for p in ["missing", "dangling", "real/sub/f/below"] {
+            assert!(canonicalize(&d.join(p)).is_err(), "{p}");
+        }
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -596,3 +596,94 @@ unsafe fn report(pipe: RawFd, stage: ShimStage, errno: i32) -> ! {
         125
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+
+    fn lifted(fd: OwnedFd) -> OwnedFd {
+        // SAFETY: F_DUPFD_CLOEXEC returns a fresh descriptor, owned at once.
+        unsafe { OwnedFd::from_raw_fd(libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10)) }
+    }
+
+    /// A plan for `/bin/true` under an allow-all filter; our ends of the channel and the
+    /// error pipe, and the child's ends (to close once it has started, as the broker does).
+    fn plan() -> (ExecPlan, OwnedFd, OwnedFd, [OwnedFd; 2]) {
+        let (ours, theirs) = protocol::fdpass::seqpacket_pair().unwrap();
+        let mut p = [0; 2];
+        // SAFETY: a fresh pipe, owned at once.
+        let (err_read, err_write) = unsafe {
+            assert_eq!(libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC), 0);
+            (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1]))
+        };
+        let allow = libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        };
+        let (theirs, err_write) = (lifted(theirs), lifted(err_write));
+        let plan = ExecPlan::new(
+            CString::new("/bin/true").unwrap(),
+            vec![CString::new("true").unwrap()],
+            Vec::new(),
+            vec![allow],
+            theirs.as_raw_fd(),
+            err_write.as_raw_fd(),
+        );
+        (plan, ours, err_read, [theirs, err_write])
+    }
+
+    fn receive_listener(ours: &OwnedFd) {
+        let mut buf = [0u8; 64];
+        let (n, fd) = protocol::fdpass::recv_with_fd(ours.as_fd(), &mut buf).unwrap();
+        assert_eq!(&buf[..n], protocol::HANDSHAKE_LISTENER);
+        assert!(fd.is_some(), "the listener comes with the handshake");
+    }
+
+    #[test]
+    fn a_child_dropped_before_its_exec_is_killed_and_reaped() {
+        let (plan, ours, _err, childs) = plan();
+        let child = plan.spawn(None).unwrap();
+        drop(childs);
+        let pid = child.pid();
+        receive_listener(&ours);
+        // It waits for the go-ahead on its stack; dropping the Child must end it first.
+        drop(child);
+        // SAFETY: waitpid on a pid that must no longer be our child.
+        let r = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        assert_eq!(r, -1, "the child was not reaped");
+        assert_eq!(
+            io::Error::last_os_error().raw_os_error(),
+            Some(libc::ECHILD)
+        );
+    }
+
+    #[test]
+    fn a_child_given_the_go_ahead_execs_the_program() {
+        let (plan, ours, err_read, childs) = plan();
+        let child = plan.spawn(None).unwrap();
+        drop(childs);
+        let pid = child.pid();
+        receive_listener(&ours);
+        // SAFETY: writes to our own socket, reads from our own pipe, waits for our child.
+        unsafe {
+            let go = protocol::HANDSHAKE_GO;
+            assert_eq!(
+                libc::send(ours.as_raw_fd(), go.as_ptr().cast(), go.len(), 0),
+                go.len() as isize
+            );
+            // The error pipe closes at the exec and carries nothing.
+            let mut b = [0u8; ShimFailure::SIZE];
+            assert_eq!(
+                libc::read(err_read.as_raw_fd(), b.as_mut_ptr().cast(), b.len()),
+                0
+            );
+            child.release();
+            let mut status = 0;
+            assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+            assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        }
+    }
+}

@@ -257,6 +257,90 @@ fn a_killed_broker_takes_the_whole_tree_with_it() {
     );
 }
 
+/// The cgroup v2 directory this test runs in (the broker makes its run cgroups beneath it).
+fn own_cgroup_dir() -> Option<std::path::PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let own = own.lines().find_map(|l| l.strip_prefix("0::"))?.to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mounts.lines().find_map(|l| {
+        let (fields, rest) = l.split_once(" - ")?;
+        if !rest.starts_with("cgroup2 ") {
+            return None;
+        }
+        let f: Vec<&str> = fields.split(' ').collect();
+        let rel = own.strip_prefix(f.get(3)?.trim_end_matches('/'))?;
+        Some(std::path::Path::new(f.get(4)?).join(rel.trim_start_matches('/')))
+    })
+}
+
+/// The broker's children (all its threads'): the target and, with a run cgroup, the guard.
+fn children_of(pid: u32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
+            out.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn a_run_leaves_neither_its_cgroup_nor_its_guard_behind() {
+    let check = broker(["--wall-time", "10", "--", "true"]);
+    if check.stderr.contains("no run cgroup") {
+        eprintln!("no run cgroup on this machine: nothing to leave behind");
+        return;
+    }
+    let parent = own_cgroup_dir().expect("the test's own cgroup v2 directory");
+    let mut child = broker_command([
+        OsStr::new("--"),
+        probe(false).as_os_str(),
+        OsStr::new("sigterm-exit"),
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    assert_eq!(first_line(&mut child).trim(), "ready");
+    let pid = child.id();
+    let prefix = format!("broker-{pid}-");
+    let runs = || -> Vec<String> {
+        std::fs::read_dir(&parent)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&prefix))
+            .collect()
+    };
+    // While the target runs: its cgroup, and two children (the target and the guard).
+    assert_eq!(
+        runs().len(),
+        1,
+        "no run cgroup {prefix}* in {}",
+        parent.display()
+    );
+    let children = children_of(pid);
+    assert_eq!(children.len(), 2, "target and guard expected: {children:?}");
+    // SAFETY: signal the broker we started; it passes SIGTERM on and the target ends (by its
+    // exit, or by SIGPIPE since nobody reads its stdout any more).
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    child.wait().unwrap();
+    assert!(runs().is_empty(), "run cgroup left behind: {:?}", runs());
+    for c in children {
+        assert!(
+            !alive(c),
+            "process {c} (target or guard) outlived the broker"
+        );
+    }
+}
+
 /// The processes (not threads) that run as `uid`.
 fn processes_of(uid: u32) -> usize {
     let Ok(dir) = std::fs::read_dir("/proc") else {

@@ -243,6 +243,20 @@ fn man_page_and_completions_are_generated_from_the_cli() {
 }
 
 #[test]
+fn a_closed_stdout_is_an_error_not_a_death() {
+    // The broker starts at the C entry point, without Rust's runtime, which would have set
+    // SIGPIPE to ignored: the broker does it itself.
+    let mut child = broker_command(["man"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    assert!(status.code().is_some(), "killed by a signal: {status:?}");
+}
+
+#[test]
 fn learn_records_the_programs_a_run_executes() {
     let s = Scratch::new("learn-exec");
     let policy = s.arg("p.toml");
