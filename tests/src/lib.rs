@@ -48,13 +48,23 @@ struct Probes {
     dir: PathBuf,
 }
 
-/// The probe target (tests/targets/probe.c), built once per test binary; `static_` picks the
-/// statically linked build.
+static PROBES: OnceLock<Probes> = OnceLock::new();
+
+/// Remove the probes when the test binary exits (registered with `atexit`).
+extern "C" fn remove_probes() {
+    if let Some(p) = PROBES.get() {
+        let _ = fs::remove_dir_all(&p.dir);
+    }
+}
+
+/// The probe target (tests/targets/probe.c), built once per test binary and removed when it
+/// exits; `static_` picks the statically linked build.
 pub fn probe(static_: bool) -> PathBuf {
-    static PROBES: OnceLock<Probes> = OnceLock::new();
     let p = PROBES.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("broker-probes-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
+        // SAFETY: registers a function that only removes this directory.
+        unsafe { libc::atexit(remove_probes) };
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("targets/probe.c");
         for (name, extra) in [("probe", &[][..]), ("probe-static", &["-static"][..])] {
