@@ -215,15 +215,15 @@ impl Bench {
         }
         eprintln!("broker-bench: FIFO, start-up, threads, memory");
         let (fifo_native, fifo_ours) = self.fifo(rounds.min(3));
-        let startup_native = startup(&mut Command::new("/bin/true"), 50);
         let mut under = Command::new(&self.broker);
         under.args(["--", "/bin/true"]);
-        let startup_ours = startup(&mut under, 50);
+        let (startup_native, startup_ours) =
+            startup(&mut Command::new("/bin/true"), &mut under, 100);
         let threads = self.threads(rounds.min(3));
         let rss_small = self.broker_memory(1_000);
         let rss_large = self.broker_memory(100_000);
         let _ = std::fs::remove_dir_all(&self.dir);
-        let m = Medians::of(s);
+        let m = s.map(median);
         report(Report {
             rounds,
             n: self.n,
@@ -341,81 +341,72 @@ impl Bench {
 }
 
 /// Median wall time in ns of `runs` runs of `cmd`.
-fn startup(cmd: &mut Command, runs: usize) -> f64 {
-    cmd.env_remove("LD_LIBRARY_PATH")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: nothing to do in the child but exec; keeps the spawn path the same each time.
-    unsafe { cmd.pre_exec(|| Ok(())) };
-    median(
-        (0..runs)
-            .map(|_| {
-                let t = Instant::now();
-                assert!(cmd.status().expect("run").success());
-                t.elapsed().as_nanos() as f64
-            })
-            .collect(),
-    )
+/// Median wall ns of `native` and of `ours`, each run `runs` times, alternating, so that both
+/// see the same moments of a noisy host.
+fn startup(native: &mut Command, ours: &mut Command, runs: usize) -> (f64, f64) {
+    for cmd in [&mut *native, &mut *ours] {
+        cmd.env_remove("LD_LIBRARY_PATH")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: nothing to do in the child but exec; keeps the spawn path the same each time.
+        unsafe { cmd.pre_exec(|| Ok(())) };
+    }
+    let time = |cmd: &mut Command| {
+        let t = Instant::now();
+        assert!(cmd.status().expect("run").success());
+        t.elapsed().as_nanos() as f64
+    };
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        a.push(time(native));
+        b.push(time(ours));
+    }
+    (median(a), median(b))
 }
 
+/// Every per-call figure of a run: each round's samples (`Samples`), then their medians.
 #[derive(Default)]
-struct Samples {
-    native: Vec<f64>,
-    ours: Vec<f64>,
-    ours_cpu: Vec<f64>,
-    ours_one_cpu: Vec<f64>,
-    ours_no_keep: Vec<f64>,
-    ours_no_keep_cpu: Vec<f64>,
-    audited: Vec<f64>,
-    floor: Vec<f64>,
-    echo_anywhere: Vec<f64>,
-    echo_sync: Vec<f64>,
-    inject_one_cpu: Vec<f64>,
-    mini_open_one_cpu: Vec<f64>,
-    mini_open_anywhere: Vec<f64>,
-    getpid_native: Vec<f64>,
-    getpid_filtered: Vec<f64>,
-    getpid_ours: Vec<f64>,
+struct PerCall<T> {
+    native: T,
+    ours: T,
+    ours_cpu: T,
+    ours_one_cpu: T,
+    ours_no_keep: T,
+    ours_no_keep_cpu: T,
+    audited: T,
+    floor: T,
+    echo_anywhere: T,
+    echo_sync: T,
+    inject_one_cpu: T,
+    mini_open_one_cpu: T,
+    mini_open_anywhere: T,
+    getpid_native: T,
+    getpid_filtered: T,
+    getpid_ours: T,
 }
 
-struct Medians {
-    native: f64,
-    ours: f64,
-    ours_cpu: f64,
-    ours_one_cpu: f64,
-    ours_no_keep: f64,
-    ours_no_keep_cpu: f64,
-    audited: f64,
-    floor: f64,
-    echo_anywhere: f64,
-    echo_sync: f64,
-    inject_one_cpu: f64,
-    mini_open_one_cpu: f64,
-    mini_open_anywhere: f64,
-    getpid_native: f64,
-    getpid_filtered: f64,
-    getpid_ours: f64,
-}
+type Samples = PerCall<Vec<f64>>;
+type Medians = PerCall<f64>;
 
-impl Medians {
-    fn of(s: Samples) -> Medians {
-        Medians {
-            native: median(s.native),
-            ours: median(s.ours),
-            ours_cpu: median(s.ours_cpu),
-            ours_one_cpu: median(s.ours_one_cpu),
-            ours_no_keep: median(s.ours_no_keep),
-            ours_no_keep_cpu: median(s.ours_no_keep_cpu),
-            audited: median(s.audited),
-            floor: median(s.floor),
-            echo_anywhere: median(s.echo_anywhere),
-            echo_sync: median(s.echo_sync),
-            inject_one_cpu: median(s.inject_one_cpu),
-            mini_open_one_cpu: median(s.mini_open_one_cpu),
-            mini_open_anywhere: median(s.mini_open_anywhere),
-            getpid_native: median(s.getpid_native),
-            getpid_filtered: median(s.getpid_filtered),
-            getpid_ours: median(s.getpid_ours),
+impl<T> PerCall<T> {
+    fn map<U>(self, f: impl Fn(T) -> U) -> PerCall<U> {
+        PerCall {
+            native: f(self.native),
+            ours: f(self.ours),
+            ours_cpu: f(self.ours_cpu),
+            ours_one_cpu: f(self.ours_one_cpu),
+            ours_no_keep: f(self.ours_no_keep),
+            ours_no_keep_cpu: f(self.ours_no_keep_cpu),
+            audited: f(self.audited),
+            floor: f(self.floor),
+            echo_anywhere: f(self.echo_anywhere),
+            echo_sync: f(self.echo_sync),
+            inject_one_cpu: f(self.inject_one_cpu),
+            mini_open_one_cpu: f(self.mini_open_one_cpu),
+            mini_open_anywhere: f(self.mini_open_anywhere),
+            getpid_native: f(self.getpid_native),
+            getpid_filtered: f(self.getpid_filtered),
+            getpid_ours: f(self.getpid_ours),
         }
     }
 }
@@ -464,8 +455,9 @@ fn report(r: Report) -> String {
         s,
         "Machine: {} ({} CPUs), {}. Method: every baseline is measured in this same run; \
          per-call figures are medians of {} rounds of {} calls, timed inside the calling \
-         process; start-up is the median wall time of 50 runs. \"Anywhere\" lets the kernel \
-         place broker and target (how users run it); \"one CPU\" runs both under \
+         process; start-up is the median wall time of 100 runs of each, alternating. \
+         \"Anywhere\" lets the kernel place broker and target (how users run it); \"one CPU\" \
+         runs both under \
          `taskset -c 0`. The floor and the minimal brokers are built into the benchmark \
          (`broker/src/bin/broker-bench/mini.rs`).\n",
         cpu::machine(),
