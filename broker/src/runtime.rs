@@ -12,9 +12,11 @@
 //! visibly).
 
 use std::collections::{BTreeSet, VecDeque};
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+use crate::policy::{Policy, Rule, RuleKind};
 
 const LD_SO_CACHE: &str = "/etc/ld.so.cache";
 const LD_SO_PRELOAD: &str = "/etc/ld.so.preload";
@@ -35,6 +37,47 @@ const HWCAPS: &[&str] = &[
 ];
 /// At most this many objects are followed, whatever the dependency graph looks like.
 const MAX_OBJECTS: usize = 512;
+
+/// A program's runtime allowance, to be granted when the policy needs it: the target's first
+/// call, not its start. The supervisor grants it while the target execs.
+#[derive(Debug, Clone)]
+pub struct RuntimeGrant {
+    program: PathBuf,
+    ld_library_path: Option<OsString>,
+}
+
+impl RuntimeGrant {
+    pub fn new(program: &Path, ld_library_path: Option<&OsStr>) -> RuntimeGrant {
+        RuntimeGrant {
+            program: program.to_path_buf(),
+            ld_library_path: ld_library_path.map(OsStr::to_os_string),
+        }
+    }
+
+    /// The paths themselves ([`allowance`]).
+    pub fn paths(&self) -> BTreeSet<PathBuf> {
+        allowance(&self.program, self.ld_library_path.as_deref())
+    }
+
+    /// Grant the allowance read-only in `policy`, and in `own_calls` too if there is one.
+    pub fn grant(&self, policy: &mut Policy, own_calls: Option<&mut Policy>) {
+        grant(&self.paths(), policy, own_calls);
+    }
+}
+
+/// Grant `paths` read-only, each as an exact rule, in `policy` and `own_calls`.
+pub fn grant(paths: &BTreeSet<PathBuf>, policy: &mut Policy, mut own_calls: Option<&mut Policy>) {
+    for path in paths {
+        for p in [Some(&mut *policy), own_calls.as_deref_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if let Ok(rule) = Rule::new(RuleKind::Read, &path.to_string_lossy()) {
+                p.push(rule);
+            }
+        }
+    }
+}
 
 /// The paths to grant read-only, in a stable order.
 pub fn allowance(program: &Path, ld_library_path: Option<&OsStr>) -> BTreeSet<PathBuf> {

@@ -31,6 +31,7 @@ use crate::policy::{self, Need, Policy, PolicyDecision, PolicyError, Rule, RuleK
 use crate::policy_file::PolicyFile;
 use crate::program::ProgramError;
 use crate::report::RunReport;
+use crate::runtime::RuntimeGrant;
 use crate::supervisor::{ExitStatus, Settings, SuperviseError, Supervisor, Target};
 
 /// Why a sandbox could not be set up or run.
@@ -329,22 +330,22 @@ impl Sandbox {
             policy.push(self.rule(spec)?);
         }
         let ld_path = cmd.value("LD_LIBRARY_PATH");
-        let runtime = crate::runtime::allowance(&program, ld_path.as_deref());
         let mut own_calls = self.explicit_only.then(Policy::new);
-        if self.default_runtime {
-            for path in &runtime {
-                for p in [Some(&mut policy), own_calls.as_mut()]
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Ok(rule) = Rule::new(RuleKind::Read, &path.to_string_lossy()) {
-                        p.push(rule);
-                    }
-                }
-            }
+        let grant = RuntimeGrant::new(&program, ld_path.as_deref());
+        // The default allowance is needed only by the target's first call: the supervisor
+        // grants it while the target execs. Learn mode and --no-default-runtime need the list
+        // now.
+        let (deferred, runtime) = if self.default_runtime && !self.learn {
+            (Some(grant), BTreeSet::new())
         } else {
-            warn_if_loader_denied(own_calls.as_ref().unwrap_or(&policy), &program, &runtime);
-        }
+            let runtime = grant.paths();
+            if self.default_runtime {
+                crate::runtime::grant(&runtime, &mut policy, own_calls.as_mut());
+            } else {
+                warn_if_loader_denied(own_calls.as_ref().unwrap_or(&policy), &program, &runtime);
+            }
+            (None, runtime)
+        };
         let default_exec = crate::runtime::exec_allowance(&program);
         let learner = self.learn.then(|| {
             eprintln!("broker: warning: learn mode grants the program everything it asks for; use it only on a trusted run");
@@ -395,6 +396,7 @@ impl Sandbox {
         let settings = Settings {
             policy,
             own_calls,
+            runtime: deferred,
             deny_errno: self.deny_errno,
             quiet: self.quiet,
             audit,

@@ -28,6 +28,7 @@ use crate::limits::{LimitError, LimitPlan};
 use crate::notify::{Listener, Notification};
 use crate::policy::Policy;
 use crate::report::Requests;
+use crate::runtime::RuntimeGrant;
 use crate::serve::{Reply, Server};
 use crate::sys::{cvt, lift};
 
@@ -115,6 +116,9 @@ pub struct Settings {
     /// `--explicit-only`: what the target's own (intercepted) calls may reach instead, the
     /// runtime allowance at most; everything else only through the protocol.
     pub own_calls: Option<Policy>,
+    /// A runtime allowance still to grant in `policy` (and `own_calls`): done while the target
+    /// execs, since nothing needs it before the target's first call.
+    pub runtime: Option<RuntimeGrant>,
     pub deny_errno: i32,
     pub quiet: bool,
     /// Log every decision here.
@@ -201,7 +205,7 @@ fn block_signals() -> io::Result<OwnedFd> {
 
 impl Supervisor {
     /// Fork the child-shim, receive its listener, and let it exec the target.
-    pub fn spawn(target: Target, settings: Settings) -> Result<Supervisor, SuperviseError> {
+    pub fn spawn(target: Target, mut settings: Settings) -> Result<Supervisor, SuperviseError> {
         let bpf = filter::program(settings.deny_errno, settings.learner.is_some());
 
         let program = cstr(target.program.as_os_str().as_bytes())?;
@@ -317,6 +321,11 @@ impl Supervisor {
         }
         if let Some(k) = &keep_awake {
             k.wake();
+        }
+        // While the target execs, the policy gets its runtime allowance: no call is served
+        // before it is complete, and the first one waits in the listener meanwhile.
+        if let Some(grant) = settings.runtime.take() {
+            grant.grant(&mut settings.policy, settings.own_calls.as_mut());
         }
         let (failure, first_call) = await_exec(&err_read, &listener);
         if let Some(f) = failure {
