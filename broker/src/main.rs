@@ -10,7 +10,6 @@ use broker::policy::RuleKind;
 use broker::policy_file::PolicyFile;
 use broker::report::RunReport;
 use broker::sandbox::{Command, Sandbox};
-use clap::Parser;
 
 /// Exit status when the broker itself fails (bad flags, set-up error).
 const EXIT_BROKER: u8 = 125;
@@ -31,7 +30,7 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
 }
 
 fn broker_main() -> u8 {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::from_args() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             let _ = e.print();
