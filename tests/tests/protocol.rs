@@ -28,6 +28,17 @@ fn brokered_cat_prints_an_allowed_file() {
     let r = broker(&args);
     assert_eq!(r.code, Some(0), "{r:?}");
     assert_eq!(r.stdout, "allowed-content\n", "{r:?}");
+    // It opens nothing itself (its doc says so): not even what Rust's start-up would read.
+    let mut args = s.hardened();
+    args.extend([
+        "--explicit-only".into(),
+        "--".into(),
+        brokered_cat(),
+        s.arg("allowed/file.txt"),
+    ]);
+    let r = broker(&args);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!r.stderr.contains("denied"), "{r:?}");
 }
 
 #[test]

@@ -4,27 +4,38 @@
 //! `broker --allow-read F -- brokered-cat F`. It never opens a file itself, so it also works
 //! under `--explicit-only`. Exit status: 0, or 1 if any PATH could not be printed (with the
 //! broker's reason on stderr), or 2 without a broker channel.
+//!
+//! It starts at the C entry point: Rust's own start-up reads `/proc/self/maps` (for the main
+//! thread's stack guard), which would be the one file it opens itself.
+#![no_main]
 
 use std::io::{self, Write};
-use std::process::ExitCode;
 
 use protocol::client::{Client, Refusal};
 
-fn main() -> ExitCode {
+#[no_mangle]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    // As Rust's runtime does: a closed stdout is an EPIPE error, not death.
+    // SAFETY: setting a signal's disposition to ignored.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    libc::c_int::from(cat())
+}
+
+fn cat() -> u8 {
     let paths: Vec<_> = std::env::args_os().skip(1).collect();
     if paths.is_empty() {
         eprintln!("usage: brokered-cat PATH...");
-        return ExitCode::from(2);
+        return 2;
     }
     let client = match Client::from_env() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("brokered-cat: {e}");
-            return ExitCode::from(2);
+            return 2;
         }
     };
     let mut stdout = io::stdout().lock();
-    let mut status = ExitCode::SUCCESS;
+    let mut status = 0;
     for path in &paths {
         let copied = client
             .open(path, libc::O_RDONLY | libc::O_CLOEXEC)
@@ -37,7 +48,7 @@ fn main() -> ExitCode {
             };
             // One write, so the line does not interleave with the broker's on a shared pipe.
             let _ = io::stderr().write_all(line.as_bytes());
-            status = ExitCode::from(1);
+            status = 1;
         }
     }
     status
