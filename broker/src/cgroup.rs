@@ -58,8 +58,7 @@ const CGROUP2_SUPER_MAGIC: libc::c_long = 0x6367_7270;
 
 /// Where the cgroup v2 hierarchy is mounted, and the broker's own cgroup in it.
 fn own_cgroup() -> Result<PathBuf, String> {
-    let cgroups =
-        fs::read_to_string("/proc/self/cgroup").map_err(|e| format!("/proc/self/cgroup: {e}"))?;
+    let cgroups = read_small("/proc/self/cgroup").map_err(|e| format!("/proc/self/cgroup: {e}"))?;
     let own = cgroups
         .lines()
         .find_map(|l| l.strip_prefix("0::"))
@@ -120,13 +119,25 @@ fn is_cgroup2(path: &str) -> bool {
     }
 }
 
+/// A short kernel-generated file (procfs, cgroupfs), read with a page-sized buffer: these
+/// report a size of 0, so `fs::read_to_string` starts with 32-byte reads and grows.
+fn read_small(path: impl AsRef<Path>) -> io::Result<String> {
+    let mut file = fs::File::open(path)?;
+    let mut buf = Vec::with_capacity(4096);
+    std::io::Read::read_to_end(&mut file, &mut buf)?;
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 fn has_word(text: &str, word: &str) -> bool {
     text.split_whitespace().any(|w| w == word)
 }
 
 /// Enable the wanted controllers for `parent`'s children, as far as they are available there.
 fn enable(parent: &Path, want: Controllers) -> Controllers {
-    let available = fs::read_to_string(parent.join("cgroup.controllers")).unwrap_or_default();
+    if want == Controllers::default() {
+        return want; // nothing to enable, nothing to read
+    }
+    let available = read_small(parent.join("cgroup.controllers")).unwrap_or_default();
     let mut got = Controllers::default();
     for (wanted, name, slot) in [
         (want.memory, "memory", &mut got.memory),
@@ -135,7 +146,7 @@ fn enable(parent: &Path, want: Controllers) -> Controllers {
         if !wanted || !has_word(&available, name) {
             continue;
         }
-        let enabled = fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap_or_default();
+        let enabled = read_small(parent.join("cgroup.subtree_control")).unwrap_or_default();
         *slot = has_word(&enabled, name)
             || fs::write(parent.join("cgroup.subtree_control"), format!("+{name}")).is_ok();
     }
@@ -205,7 +216,7 @@ impl RunCgroup {
     }
 
     fn read(&self, file: &str) -> io::Result<String> {
-        fs::read_to_string(self.dir.join(file))
+        read_small(self.dir.join(file))
     }
 
     /// The cgroup's directory, for `CLONE_INTO_CGROUP`: a child started there needs no
