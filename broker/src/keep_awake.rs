@@ -10,7 +10,7 @@
 //!
 //! The helpers spin with `sched_yield`, so any runnable thread (the target's own included)
 //! takes their CPU at once. They spin from the target's exec (its loader's opens are a burst)
-//! and again from the second request of a burst, and stop [`SPIN_WINDOW`] after the last
+//! and again from the second request of a burst, and stop `SPIN_WINDOW` after the last
 //! request: an idle or rarely-opening target costs nothing. The threads are made while the
 //! child sets itself up, when the broker has nothing else to do, and sleep on a futex between
 //! bursts. benchmarks.md measures what this buys and what it costs.
@@ -52,7 +52,7 @@ pub struct KeepAwake {
 
 impl KeepAwake {
     /// Helpers for every CPU the broker may run on but one (the one the target and the broker
-    /// share), at most [`MAX_HELPERS`]; none on a single CPU. They start asleep. Those that
+    /// share), at most `MAX_HELPERS`; none on a single CPU. They start asleep. Those that
     /// cannot start only cost speed.
     pub fn new() -> KeepAwake {
         let shared = Arc::new(Shared {

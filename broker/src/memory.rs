@@ -14,7 +14,7 @@ const FIRST_READ: usize = 256;
 
 /// Read a NUL-terminated string of at most `PATH_MAX` bytes (NUL included) at `addr`.
 ///
-/// A first read takes [`FIRST_READ`] bytes and a second the rest, only if no NUL was in the
+/// A first read takes `FIRST_READ` bytes and a second the rest, only if no NUL was in the
 /// first. Errors: `EFAULT` if the string runs into unreadable memory, `ENAMETOOLONG` if no NUL
 /// appears within `PATH_MAX` bytes.
 pub fn read_cstring(pid: u32, addr: u64, buf: &mut Vec<u8>) -> io::Result<()> {
