@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The test command: set up, check formatting and lints, build, and run every test (unit,
-# end-to-end under the real broker, unprivileged, and the public conformance cases), then fuzz
-# the protocol decoder briefly.
+# The test command: set up, check formatting, lints and the API docs, build, and run every
+# test (unit, end-to-end under the real broker, unprivileged, and the public conformance cases),
+# then fuzz the protocol decoder briefly.
 # Ends with one totals line, "tests: N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release --locked -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --release --locked
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
