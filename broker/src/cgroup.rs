@@ -50,6 +50,9 @@ pub struct RunCgroup {
     /// The directory, open for `CLONE_INTO_CGROUP`.
     fd: OwnedFd,
     controllers: Controllers,
+    /// Armed before the directory is made: from its first moment, a cgroup whose broker dies
+    /// is killed and removed. Dropped (and reaped) after the directory is removed.
+    guard: DeathGuard,
 }
 
 /// Where cgroup v2 is usually mounted, on its own or beside v1 controllers.
@@ -173,6 +176,8 @@ impl RunCgroup {
             RUNS.fetch_add(1, Ordering::Relaxed)
         );
         let dir = parent.join(name);
+        let guard =
+            DeathGuard::arm(&dir).map_err(|e| format!("cannot start the death guard: {e}"))?;
         fs::create_dir(&dir)
             .map_err(|e| format!("cannot create a cgroup in {}: {e}", parent.display()))?;
         let fd = fs::File::open(&dir)
@@ -189,6 +194,7 @@ impl RunCgroup {
             dir,
             fd,
             controllers,
+            guard,
         };
         // cgroup.kill (Linux 5.14) is what ends the tree; without it the cgroup is of no use.
         if !cg.dir.join("cgroup.kill").exists() {
@@ -267,9 +273,15 @@ impl RunCgroup {
             .unwrap_or(0)
     }
 
-    /// Arm a [`DeathGuard`] for this cgroup.
-    pub fn guard(&self) -> io::Result<DeathGuard> {
-        DeathGuard::arm(&self.dir)
+    /// The death guard's pid (a child of the broker that is not part of the run).
+    pub fn guard_pid(&self) -> libc::pid_t {
+        self.guard.pid()
+    }
+
+    /// The tree has been killed: the guard may go now, while the broker finishes up. A broker
+    /// killed after this can leave the cgroup behind, empty, but nothing running.
+    pub fn stand_down_guard(&mut self) {
+        self.guard.stand_down();
     }
 }
 
@@ -318,9 +330,10 @@ pub struct DeathGuard {
 /// The guard's arguments, prepared before it starts.
 #[derive(Debug)]
 struct GuardSetup {
+    /// The cgroup and its `cgroup.kill`, which need not exist yet.
     path: CString,
+    kill: CString,
     alive: OwnedFd,
-    kill_file: OwnedFd,
 }
 
 /// The guard's stack, unmapped on drop.
@@ -364,17 +377,14 @@ impl Drop for GuardStack {
 }
 
 impl DeathGuard {
+    /// Start a guard for the cgroup `dir`, which may not exist yet.
     fn arm(dir: &Path) -> io::Result<DeathGuard> {
-        // Both above the low descriptors the guard rearranges.
-        let kill_file = fs::OpenOptions::new()
-            .write(true)
-            .open(dir.join("cgroup.kill"))?;
-        let kill_file = lift(kill_file.into())?;
         let (read_end, write_end) = crate::sys::pipe()?;
         let setup = Box::new(GuardSetup {
             path: crate::sys::cstring(dir.as_os_str().as_bytes())?,
+            kill: crate::sys::cstring(dir.join("cgroup.kill").as_os_str().as_bytes())?,
+            // Above the low descriptor the guard moves it to.
             alive: lift(read_end)?,
-            kill_file,
         });
         let stack = GuardStack::new()?;
         // SAFETY: the guard runs guard_main on its own stack, making only raw system calls on
@@ -403,15 +413,9 @@ impl DeathGuard {
         self.pid
     }
 
-    /// Let the guard go (the broker has ended the run itself) and reap it.
-    pub fn disarm(self) {
-        drop(self);
-    }
-
     /// Tell the guard its work is done: it exits without killing, while the broker removes
-    /// the cgroup itself. Only once the tree has been killed: a broker killed after this can
-    /// leave an empty cgroup behind, but nothing running.
-    pub fn stand_down(&mut self) {
+    /// the cgroup itself. Only once the tree has been killed.
+    fn stand_down(&mut self) {
         if let Some(alive) = self.alive.take() {
             // SAFETY: a one-byte write to our own pipe.
             unsafe { libc::write(alive.as_raw_fd(), b"0".as_ptr().cast(), 1) };
@@ -441,18 +445,12 @@ extern "C" fn guard_entry(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: arg is the GuardSetup that DeathGuard keeps alive for the guard's life.
     let setup = unsafe { &*(arg as *const GuardSetup) };
     // SAFETY: raw system calls on prepared data.
-    unsafe {
-        guard_main(
-            setup.alive.as_raw_fd(),
-            setup.kill_file.as_raw_fd(),
-            &setup.path,
-        )
-    }
+    unsafe { guard_main(setup.alive.as_raw_fd(), &setup.kill, &setup.path) }
 }
 
 /// The guard's whole life. Raw system calls only: it shares the broker's memory, and the C
 /// library's wrappers would write `errno` in the broker's main thread's thread-local storage.
-unsafe fn guard_main(alive: RawFd, kill_fd: RawFd, path: &CString) -> ! {
+unsafe fn guard_main(alive: RawFd, kill: &CString, path: &CString) -> ! {
     use child_shim::raw::syscall;
     // Out of the broker's process group and session, so that a signal to the broker's job
     // does not take the guard with it. The signals a terminal sends are ignored, and every
@@ -465,12 +463,10 @@ unsafe fn guard_main(alive: RawFd, kill_fd: RawFd, path: &CString) -> ! {
         libc::SIGQUIT,
         libc::SIGPIPE,
     ]);
-    if syscall(libc::SYS_dup3, &[alive as usize, 0, 0]) < 0
-        || syscall(libc::SYS_dup3, &[kill_fd as usize, 1, 0]) < 0
-    {
+    if syscall(libc::SYS_dup3, &[alive as usize, 0, 0]) < 0 {
         guard_exit();
     }
-    syscall(libc::SYS_close_range, &[2, u32::MAX as usize, 0]);
+    syscall(libc::SYS_close_range, &[1, u32::MAX as usize, 0]);
     let mut b = [0u8; 1];
     loop {
         let n = syscall(libc::SYS_read, &[0, b.as_mut_ptr() as usize, 1]);
@@ -482,7 +478,20 @@ unsafe fn guard_main(alive: RawFd, kill_fd: RawFd, path: &CString) -> ! {
             break;
         }
     }
-    syscall(libc::SYS_write, &[1, b"1".as_ptr() as usize, 1]);
+    // The broker is gone. No cgroup (it died before making it, or removed it): nothing to do.
+    let fd = syscall(
+        libc::SYS_openat,
+        &[
+            libc::AT_FDCWD as usize,
+            kill.as_ptr() as usize,
+            (libc::O_WRONLY | libc::O_CLOEXEC) as usize,
+        ],
+    );
+    if fd < 0 {
+        guard_exit();
+    }
+    syscall(libc::SYS_write, &[fd as usize, b"1".as_ptr() as usize, 1]);
+    syscall(libc::SYS_close, &[fd as usize]);
     // rmdir succeeds once the killed processes are gone.
     let pause = libc::timespec {
         tv_sec: 0,

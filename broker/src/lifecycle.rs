@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cgroup::{DeathGuard, RunCgroup};
+use crate::cgroup::RunCgroup;
 
 /// Why the broker ended the run itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,24 +25,12 @@ pub enum Ending {
 /// The target's process tree.
 pub struct Tree {
     cgroup: Option<RunCgroup>,
-    guard: Option<DeathGuard>,
 }
 
 impl Tree {
-    /// A tree kept in `cgroup`, if there is one.
+    /// A tree kept in `cgroup`, if there is one (with its death guard).
     pub fn new(cgroup: Option<RunCgroup>) -> Tree {
-        Tree {
-            cgroup,
-            guard: None,
-        }
-    }
-
-    /// Start the death guard that ends the cgroup if the broker dies (none without a cgroup).
-    pub fn arm_guard(&mut self) -> std::io::Result<()> {
-        if let Some(cg) = &self.cgroup {
-            self.guard = Some(cg.guard()?);
-        }
-        Ok(())
+        Tree { cgroup }
     }
 
     pub fn cgroup(&self) -> Option<&RunCgroup> {
@@ -51,7 +39,7 @@ impl Tree {
 
     /// The death guard's pid (a child of the broker that is not part of the run).
     pub fn guard_pid(&self) -> Option<libc::pid_t> {
-        self.guard.as_ref().map(DeathGuard::pid)
+        self.cgroup.as_ref().map(RunCgroup::guard_pid)
     }
 
     /// SIGKILL every process of the run.
@@ -66,17 +54,14 @@ impl Tree {
 
     /// The tree has been killed: the guard may go now, while the broker finishes up.
     pub fn stand_down_guard(&mut self) {
-        if let Some(guard) = &mut self.guard {
-            guard.stand_down();
+        if let Some(cg) = &mut self.cgroup {
+            cg.stand_down_guard();
         }
     }
 
     /// The run is over: remove its cgroup (killing anything left) and let the guard go.
     pub fn finish(&mut self) {
         drop(self.cgroup.take());
-        if let Some(guard) = self.guard.take() {
-            guard.disarm();
-        }
     }
 }
 

@@ -246,11 +246,11 @@ impl Supervisor {
         let child_channel = lift(child_channel).map_err(setup("dup"))?;
         let err_write = lift(err_write).map_err(setup("dup"))?;
 
-        // The run cgroup exists before the child, which starts in it, and its guard before the
-        // target runs, so nothing the target starts can be outside them; dropping the tree on
-        // a failure below removes them again.
+        // The run cgroup (and its death guard) exists before the child, which starts in it, so
+        // nothing the target starts can be outside it; dropping the tree on a failure below
+        // removes it again.
         let mut limits = settings.limits;
-        let mut tree = Tree::new(limits.cgroup.take());
+        let tree = Tree::new(limits.cgroup.take());
 
         let landlock = settings.landlock.fd;
         let mut plan = ExecPlan::new(
@@ -275,11 +275,7 @@ impl Supervisor {
         drop(landlock);
 
         // From here, an early return drops `child`, which kills and reaps it.
-        // While the child sets itself up, the broker would only wait: arm the guard and make
-        // the helpers now. (A broker that dies before the guard exists takes the child with
-        // it: PDEATHSIG, and no go-ahead.)
-        tree.arm_guard()
-            .map_err(setup("start the cgroup's death guard"))?;
+        // While the child sets itself up, the broker would only wait: make the helpers now.
         let keep_awake = settings.keep_awake.then(KeepAwake::new);
         let mut buf = [0u8; 64];
         let listener = match protocol::fdpass::recv_with_fd(channel.as_fd(), &mut buf) {

@@ -341,6 +341,53 @@ fn a_run_leaves_neither_its_cgroup_nor_its_guard_behind() {
     }
 }
 
+#[test]
+fn a_broker_killed_while_it_starts_leaves_no_cgroup_behind() {
+    let check = broker(["--wall-time", "10", "--", "true"]);
+    if check.stderr.contains("no run cgroup") {
+        eprintln!("no run cgroup on this machine: nothing to leave behind");
+        return;
+    }
+    let parent = own_cgroup_dir().expect("the test's own cgroup v2 directory");
+    // Kill it at moments spread over its start (before, while and after it makes the
+    // cgroup): the guard must exist before the cgroup does.
+    let mut seed = std::process::id() as u64;
+    let mut pids = Vec::new();
+    for _ in 0..40 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let mut child = broker_command([
+            OsStr::new("--"),
+            probe(false).as_os_str(),
+            OsStr::new("sleep"),
+            OsStr::new("30"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+        std::thread::sleep(Duration::from_micros((seed >> 33) % 3000));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        pids.push(child.id());
+    }
+    // The guards remove what was made; give them a moment.
+    let left = || -> Vec<String> {
+        std::fs::read_dir(&parent)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| pids.iter().any(|p| n.starts_with(&format!("broker-{p}-"))))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !left().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(left().is_empty(), "cgroups left behind: {:?}", left());
+}
+
 /// The processes (not threads) that run as `uid`.
 fn processes_of(uid: u32) -> usize {
     let Ok(dir) = std::fs::read_dir("/proc") else {
