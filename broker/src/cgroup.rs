@@ -311,7 +311,7 @@ fn is_alone_in(cgroup: &Path) -> bool {
 /// A process outside the run that kills the run cgroup when the broker is gone. It blocks on a
 /// pipe whose only write end the broker holds; end of file (the broker exited, was killed, or
 /// dropped the guard) makes it write `cgroup.kill`, remove the cgroup, and exit. A byte on the
-/// pipe ([`DeathGuard::stand_down`]) makes it exit at once.
+/// pipe ([`RunCgroup::stand_down_guard`]) makes it exit at once.
 ///
 /// It shares the broker's memory (`CLONE_VM`) and runs on a stack of its own: a fork would
 /// copy the broker's page tables to start it and tear them down when it exits, about 0.1 ms
