@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use child_shim::raw::{spawn_vm, Stack};
+
 use crate::sys::lift;
 
 /// The controllers a run would like.
@@ -322,9 +324,9 @@ pub struct DeathGuard {
     pid: libc::pid_t,
     /// Closing it wakes the guard.
     alive: Option<OwnedFd>,
-    /// What the guard reads while it runs: freed only once it has exited.
-    setup: Option<Box<GuardSetup>>,
-    stack: Option<GuardStack>,
+    /// What the guard reads and runs on: dropped after `Drop::drop` has reaped it.
+    _setup: Box<GuardSetup>,
+    _stack: Stack,
 }
 
 /// The guard's arguments, prepared before it starts.
@@ -336,45 +338,7 @@ struct GuardSetup {
     alive: OwnedFd,
 }
 
-/// The guard's stack, unmapped on drop.
-#[derive(Debug)]
-struct GuardStack {
-    base: *mut libc::c_void,
-}
-
 const GUARD_STACK: usize = 64 * 1024;
-
-impl GuardStack {
-    fn new() -> io::Result<GuardStack> {
-        // SAFETY: a fresh anonymous mapping, owned by the GuardStack.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                GUARD_STACK,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(GuardStack { base })
-    }
-
-    fn top(&self) -> *mut libc::c_void {
-        // SAFETY: one past the end of the mapping; the stack grows down from there.
-        unsafe { self.base.cast::<u8>().add(GUARD_STACK).cast() }
-    }
-}
-
-impl Drop for GuardStack {
-    fn drop(&mut self) {
-        // SAFETY: our own mapping, which nothing runs on any more (see DeathGuard).
-        unsafe { libc::munmap(self.base, GUARD_STACK) };
-    }
-}
 
 impl DeathGuard {
     /// Start a guard for the cgroup `dir`, which may not exist yet.
@@ -386,25 +350,25 @@ impl DeathGuard {
             // Above the low descriptor the guard moves it to.
             alive: lift(read_end)?,
         });
-        let stack = GuardStack::new()?;
-        // SAFETY: the guard runs guard_main on its own stack, making only raw system calls on
-        // `setup`, which outlives it (freed after the guard has been reaped).
+        let stack = Stack::new(GUARD_STACK)?;
+        // SAFETY: the guard runs guard_entry on its own stack, making only raw system calls on
+        // `setup`; both outlive it (dropped after the guard has been reaped).
         let pid = unsafe {
-            libc::clone(
+            spawn_vm(
+                &stack,
+                None,
                 guard_entry,
-                stack.top(),
-                libc::CLONE_VM | libc::SIGCHLD,
-                (&*setup as *const GuardSetup).cast_mut().cast(),
+                (&*setup as *const GuardSetup).cast(),
             )
         };
         if pid < 0 {
-            return Err(io::Error::last_os_error());
+            return Err(io::Error::from_raw_os_error(-pid as i32));
         }
         Ok(DeathGuard {
-            pid,
+            pid: pid as libc::pid_t,
             alive: Some(write_end),
-            setup: Some(setup),
-            stack: Some(stack),
+            _setup: setup,
+            _stack: stack,
         })
     }
 
@@ -426,7 +390,7 @@ impl DeathGuard {
 impl Drop for DeathGuard {
     /// Closing the pipe lets the guard go. Once it has exited (whoever reaped it: `waitpid`
     /// fails with ECHILD only for a child that is gone), nothing runs on its stack or reads
-    /// its setup any more, and both are freed.
+    /// its setup any more: the fields that hold them are dropped after this.
     fn drop(&mut self) {
         drop(self.alive.take());
         loop {
@@ -436,16 +400,16 @@ impl Drop for DeathGuard {
                 break;
             }
         }
-        drop(self.setup.take());
-        drop(self.stack.take());
     }
 }
 
-extern "C" fn guard_entry(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: arg is the GuardSetup that DeathGuard keeps alive for the guard's life.
-    let setup = unsafe { &*(arg as *const GuardSetup) };
-    // SAFETY: raw system calls on prepared data.
-    unsafe { guard_main(setup.alive.as_raw_fd(), &setup.kill, &setup.path) }
+/// Where the guard starts, on its own stack.
+///
+/// # Safety
+/// `arg` is the GuardSetup that DeathGuard keeps alive for the guard's life.
+unsafe extern "C" fn guard_entry(arg: *const libc::c_void) -> ! {
+    let setup = &*(arg as *const GuardSetup);
+    guard_main(setup.alive.as_raw_fd(), &setup.kill, &setup.path)
 }
 
 /// The guard's whole life. Raw system calls only: it shares the broker's memory, and the C

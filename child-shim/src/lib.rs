@@ -178,38 +178,19 @@ impl ExecPlan {
     /// must be kept until the child has exec'd ([`Child::release`]); dropped before, it
     /// kills and reaps the child, whose stack it owns.
     pub fn spawn(&self, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Child<'_>> {
-        let stack = ChildStack::new()?;
-        let mut args = raw::CloneArgs {
-            flags: libc::CLONE_VM as u64,
-            exit_signal: libc::SIGCHLD as u64,
-            stack: stack.base as u64,
-            stack_size: stack.len as u64,
-            ..raw::CloneArgs::default()
-        };
-        if let Some(cg) = cgroup {
-            args.flags |= raw::CLONE_INTO_CGROUP;
-            args.cgroup = cg.as_raw_fd() as u64;
-        }
-        // Every signal is blocked across the clone: until the child has reset its handlers,
-        // a signal would run the broker's handlers on the child's stack.
-        // SAFETY: sigset operations on local sets; the child runs child_main on its own stack
-        // and only reads `self`, which the returned Child borrows.
+        let stack = raw::Stack::new(STACK_SIZE)?;
+        let arg = (self as *const ExecPlan).cast();
+        let cgroup = cgroup.map(|cg| cg.as_raw_fd());
+        // SAFETY: the child runs child_main on `stack`, which the returned Child owns, and only
+        // reads `self`, which it borrows.
         unsafe {
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut all);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-            let arg = (self as *const ExecPlan).cast();
-            let mut pid = raw::clone3(&args, child_main, arg);
+            let mut pid = raw::spawn_vm(&stack, cgroup, child_main, arg);
             let placed = cgroup.is_some() && pid > 0;
             if pid < 0 && cgroup.is_some() {
                 // The kernel refused the cgroup (older than 5.7, or a cgroup it cannot start
                 // a process in): the broker moves the child there before the go-ahead.
-                args.flags &= !raw::CLONE_INTO_CGROUP;
-                args.cgroup = 0;
-                pid = raw::clone3(&args, child_main, arg);
+                pid = raw::spawn_vm(&stack, None, child_main, arg);
             }
-            libc::pthread_sigmask(libc::SIG_SETMASK, &old, ptr::null_mut());
             if pid < 0 {
                 return Err(io::Error::from_raw_os_error(-pid as i32));
             }
@@ -326,7 +307,7 @@ impl ExecPlan {
 pub struct Child<'plan> {
     pid: libc::pid_t,
     placed: bool,
-    stack: Option<ChildStack>,
+    stack: Option<raw::Stack>,
     /// The child reads the plan until it execs.
     _plan: PhantomData<&'plan ExecPlan>,
 }
@@ -362,57 +343,8 @@ impl Drop for Child<'_> {
     }
 }
 
-/// The child's stack: an anonymous mapping with a guard page below it.
-#[derive(Debug)]
-struct ChildStack {
-    base: *mut libc::c_void,
-    len: usize,
-}
-
 /// Plenty for the shim's few frames; only the pages it touches are ever allocated.
 const STACK_SIZE: usize = 256 * 1024;
-const GUARD_SIZE: usize = 4096;
-
-impl ChildStack {
-    fn new() -> io::Result<ChildStack> {
-        // SAFETY: a fresh private mapping, owned by the ChildStack; its lowest page is made
-        // inaccessible, so an overflow faults instead of writing into the broker's memory.
-        unsafe {
-            let map = libc::mmap(
-                ptr::null_mut(),
-                GUARD_SIZE + STACK_SIZE,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-                -1,
-                0,
-            );
-            if map == libc::MAP_FAILED {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::mprotect(map, GUARD_SIZE, libc::PROT_NONE) != 0 {
-                let e = io::Error::last_os_error();
-                libc::munmap(map, GUARD_SIZE + STACK_SIZE);
-                return Err(e);
-            }
-            Ok(ChildStack {
-                base: map.cast::<u8>().add(GUARD_SIZE).cast(),
-                len: STACK_SIZE,
-            })
-        }
-    }
-}
-
-impl Drop for ChildStack {
-    fn drop(&mut self) {
-        // SAFETY: our own mapping, guard page included; nothing runs on it any more.
-        unsafe {
-            libc::munmap(
-                self.base.cast::<u8>().sub(GUARD_SIZE).cast(),
-                GUARD_SIZE + STACK_SIZE,
-            )
-        };
-    }
-}
 
 /// Where the child starts, on its own stack.
 unsafe extern "C" fn child_main(plan: *const libc::c_void) -> ! {

@@ -6,6 +6,8 @@
 //! the kernel's result: a negative errno on failure.
 
 use std::arch::asm;
+use std::io;
+use std::os::fd::RawFd;
 
 #[cfg(not(target_arch = "x86_64"))]
 compile_error!("the broker supports x86_64 only (README: Platform)");
@@ -42,33 +44,113 @@ pub unsafe fn syscall(nr: libc::c_long, args: &[usize]) -> isize {
     syscall6(nr, a)
 }
 
+/// A stack for a `CLONE_VM` child: an anonymous mapping with an inaccessible page below it, so
+/// that an overflow faults instead of writing into the memory the child shares. Unmapped on
+/// drop, which its owner may do only once nothing runs on it.
+#[derive(Debug)]
+pub struct Stack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+const GUARD_PAGE: usize = 4096;
+
+impl Stack {
+    /// A stack of `len` bytes; only the pages the child touches are ever allocated.
+    pub fn new(len: usize) -> io::Result<Stack> {
+        // SAFETY: a fresh private mapping, owned by the Stack; its lowest page is made
+        // inaccessible.
+        unsafe {
+            let map = libc::mmap(
+                std::ptr::null_mut(),
+                GUARD_PAGE + len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            );
+            if map == libc::MAP_FAILED {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::mprotect(map, GUARD_PAGE, libc::PROT_NONE) != 0 {
+                let e = io::Error::last_os_error();
+                libc::munmap(map, GUARD_PAGE + len);
+                return Err(e);
+            }
+            Ok(Stack {
+                base: map.cast::<u8>().add(GUARD_PAGE).cast(),
+                len,
+            })
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, guard page included; nothing runs on it any more.
+        unsafe {
+            libc::munmap(
+                self.base.cast::<u8>().sub(GUARD_PAGE).cast(),
+                GUARD_PAGE + self.len,
+            )
+        };
+    }
+}
+
+/// Start a `CLONE_VM` child (exit signal `SIGCHLD`) that runs `entry(arg)` on `stack`, in the
+/// cgroup open at `cgroup` if given (`CLONE_INTO_CGROUP`, Linux 5.7). Every signal is blocked
+/// across the clone: until the child has reset its handlers, which it must do first, a signal
+/// would run the caller's handlers on its stack. Returns the child's pid, or a negative errno.
+///
+/// # Safety
+/// `stack` must stay mapped until the child has exec'd or exited, and `entry` may only make
+/// raw system calls on memory that stays valid as long: the child shares the caller's memory
+/// and thread-local storage.
+pub unsafe fn spawn_vm(
+    stack: &Stack,
+    cgroup: Option<RawFd>,
+    entry: unsafe extern "C" fn(*const libc::c_void) -> !,
+    arg: *const libc::c_void,
+) -> isize {
+    let args = CloneArgs {
+        flags: libc::CLONE_VM as u64 | cgroup.map_or(0, |_| CLONE_INTO_CGROUP),
+        exit_signal: libc::SIGCHLD as u64,
+        stack: stack.base as u64,
+        stack_size: stack.len as u64,
+        cgroup: cgroup.map_or(0, |fd| fd as u64),
+        ..CloneArgs::default()
+    };
+    let mut all: libc::sigset_t = std::mem::zeroed();
+    let mut old: libc::sigset_t = std::mem::zeroed();
+    libc::sigfillset(&mut all);
+    libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    let pid = clone3(&args, entry, arg);
+    libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+    pid
+}
+
 /// The kernel's `struct clone_args` (Linux 5.7, with `cgroup`).
 #[repr(C)]
 #[derive(Debug, Default)]
-pub struct CloneArgs {
-    pub flags: u64,
-    pub pidfd: u64,
-    pub child_tid: u64,
-    pub parent_tid: u64,
-    pub exit_signal: u64,
-    pub stack: u64,
-    pub stack_size: u64,
-    pub tls: u64,
-    pub set_tid: u64,
-    pub set_tid_size: u64,
-    pub cgroup: u64,
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
 }
 
-pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// `clone3(args)`; the child runs `entry(arg)` on `args.stack` and never returns. Returns the
 /// child's pid in the parent, or a negative errno.
-///
-/// # Safety
-/// `args.stack` must be a stack the child may use until it execs or exits, and `entry` may
-/// only make raw system calls on memory that stays valid as long: with `CLONE_VM` it shares
-/// the caller's memory and thread-local storage.
-pub unsafe fn clone3(
+unsafe fn clone3(
     args: &CloneArgs,
     entry: unsafe extern "C" fn(*const libc::c_void) -> !,
     arg: *const libc::c_void,
@@ -126,22 +208,16 @@ mod tests {
     }
 
     #[test]
-    fn clone3_runs_the_child_on_its_stack() {
-        let mut stack = vec![0u128; 4096]; // 64 KiB, 16-byte aligned
+    fn spawn_vm_runs_the_child_on_its_stack() {
+        let stack = Stack::new(64 * 1024).unwrap();
         let mut pipe = [0; 2];
         // SAFETY: a pipe, a CLONE_VM child on `stack` (alive until it is reaped), then wait.
         unsafe {
             assert_eq!(libc::pipe(pipe.as_mut_ptr()), 0);
             let arg = (pipe[1], 42u8);
-            let args = CloneArgs {
-                flags: libc::CLONE_VM as u64,
-                exit_signal: libc::SIGCHLD as u64,
-                stack: stack.as_mut_ptr() as u64,
-                stack_size: (stack.len() * 16) as u64,
-                ..CloneArgs::default()
-            };
-            let pid = clone3(
-                &args,
+            let pid = spawn_vm(
+                &stack,
+                None,
                 child,
                 &arg as *const (i32, u8) as *const libc::c_void,
             );
