@@ -351,45 +351,26 @@ unsafe extern "C" fn child_main(plan: *const libc::c_void) -> ! {
     (*(plan as *const ExecPlan)).exec_in_child()
 }
 
-/// Send the seccomp listener to the broker over the channel, with `SCM_RIGHTS`.
+/// Send the seccomp listener to the broker over the channel, with `SCM_RIGHTS`, laid out as
+/// `protocol::fdpass` lays out every message, but sent with a raw system call.
 unsafe fn send_listener(listener: RawFd) -> isize {
-    #[repr(C)]
-    struct Control {
-        header: libc::cmsghdr,
-        fd: RawFd,
-        _pad: u32,
-    }
-    let mut control = Control {
-        header: libc::cmsghdr {
-            cmsg_len: std::mem::size_of::<libc::cmsghdr>() + std::mem::size_of::<RawFd>(),
-            cmsg_level: libc::SOL_SOCKET,
-            cmsg_type: libc::SCM_RIGHTS,
+    protocol::fdpass::with_message(
+        protocol::HANDSHAKE_LISTENER,
+        Some(BorrowedFd::borrow_raw(listener)),
+        |msg| loop {
+            let r = syscall(
+                libc::SYS_sendmsg,
+                &[
+                    protocol::CHANNEL_FD as usize,
+                    msg as *const libc::msghdr as usize,
+                    libc::MSG_NOSIGNAL as usize,
+                ],
+            );
+            if r != -(libc::EINTR as isize) {
+                return r;
+            }
         },
-        fd: listener,
-        _pad: 0,
-    };
-    let mut iov = libc::iovec {
-        iov_base: protocol::HANDSHAKE_LISTENER.as_ptr() as *mut libc::c_void,
-        iov_len: protocol::HANDSHAKE_LISTENER.len(),
-    };
-    let mut msg: libc::msghdr = std::mem::zeroed();
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = (&mut control as *mut Control).cast();
-    msg.msg_controllen = std::mem::size_of::<Control>();
-    loop {
-        let r = syscall(
-            libc::SYS_sendmsg,
-            &[
-                protocol::CHANNEL_FD as usize,
-                &msg as *const libc::msghdr as usize,
-                libc::MSG_NOSIGNAL as usize,
-            ],
-        );
-        if r != -(libc::EINTR as isize) {
-            return r;
-        }
-    }
+    )
 }
 
 const PR_CAPBSET_DROP: libc::c_int = 24;

@@ -53,6 +53,32 @@ pub fn send(
     fd: Option<BorrowedFd<'_>>,
     flags: libc::c_int,
 ) -> io::Result<()> {
+    with_message(payload, fd, |msg| loop {
+        // SAFETY: msg is fully initialised and its pointers outlive the call.
+        let n = unsafe { libc::sendmsg(sock.as_raw_fd(), msg, libc::MSG_NOSIGNAL | flags) };
+        if n >= 0 {
+            return if n as usize == payload.len() {
+                Ok(())
+            } else {
+                Err(io::Error::from_raw_os_error(libc::EMSGSIZE))
+            };
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
+    })
+}
+
+/// Call `f` with a `msghdr` for one message: `payload`, with `fd` attached (`SCM_RIGHTS`) if
+/// given. The layout [`send`] uses, for callers that must make the `sendmsg` call themselves
+/// (the child-shim, which may not touch `errno`). Allocation-free; the header points into
+/// this function's frame, so it is valid only inside `f`.
+pub fn with_message<R>(
+    payload: &[u8],
+    fd: Option<BorrowedFd<'_>>,
+    f: impl FnOnce(&libc::msghdr) -> R,
+) -> R {
     let mut cmsg_buf = [0u64; CMSG_BUF_WORDS];
     let mut iov = libc::iovec {
         iov_base: payload.as_ptr() as *mut libc::c_void,
@@ -76,21 +102,7 @@ pub fn send(
             std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd.as_raw_fd());
         }
     }
-    loop {
-        // SAFETY: msg is fully initialised and its pointers outlive the call.
-        let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL | flags) };
-        if n >= 0 {
-            return if n as usize == payload.len() {
-                Ok(())
-            } else {
-                Err(io::Error::from_raw_os_error(libc::EMSGSIZE))
-            };
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINTR) {
-            return Err(err);
-        }
-    }
+    f(&msg)
 }
 
 /// Why a received message was refused.
