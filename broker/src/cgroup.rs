@@ -71,46 +71,44 @@ fn own_cgroup() -> Result<PathBuf, String> {
     // The usual mount first: /proc/self/mountinfo costs 30-90 µs to generate. A cgroup2 mount
     // there whose root is not the hierarchy's (a bind of a subtree) would rarely hold the same
     // relative path too; mountinfo below handles every other layout.
-    let rel = own.trim_matches('/');
-    for mount in USUAL_MOUNTS {
-        if is_cgroup2(mount) {
-            let dir = match rel {
-                "" => PathBuf::from(mount),
-                rel => Path::new(mount).join(rel),
-            };
-            if dir.is_dir() {
-                return Ok(dir);
-            }
-        }
+    if let Some(dir) = USUAL_MOUNTS
+        .into_iter()
+        .filter(|m| is_cgroup2(m))
+        .find_map(|m| beneath(m, "/", own))
+    {
+        return Ok(dir);
     }
     let mounts = fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
-    for line in mounts.lines() {
-        let Some((fields, rest)) = line.split_once(" - ") else {
-            continue;
-        };
-        if !rest.starts_with("cgroup2 ") {
-            continue;
-        }
-        let f: Vec<&str> = fields.split(' ').collect();
-        let (root, mount) = (
-            f.get(3).copied().unwrap_or("/"),
-            f.get(4).copied().unwrap_or(""),
-        );
-        let Some(rel) = own.strip_prefix(root.trim_end_matches('/')) else {
-            continue;
-        };
-        let rel = rel.trim_matches('/');
-        let dir = if rel.is_empty() {
-            PathBuf::from(mount)
-        } else {
-            Path::new(mount).join(rel)
-        };
-        if dir.is_dir() {
-            return Ok(dir);
-        }
-    }
-    Err("no cgroup v2 mount holds the broker's cgroup".into())
+    mounts
+        .lines()
+        .find_map(|line| {
+            let (fields, rest) = line.split_once(" - ")?;
+            if !rest.starts_with("cgroup2 ") {
+                return None;
+            }
+            let f: Vec<&str> = fields.split(' ').collect();
+            beneath(
+                f.get(4).copied().unwrap_or(""),
+                f.get(3).copied().unwrap_or("/"),
+                own,
+            )
+        })
+        .ok_or_else(|| "no cgroup v2 mount holds the broker's cgroup".into())
+}
+
+/// The directory of cgroup `own` under a cgroup2 `mount` of the hierarchy's `root`, if it is
+/// there.
+fn beneath(mount: &str, root: &str, own: &str) -> Option<PathBuf> {
+    let rel = own
+        .strip_prefix(root.trim_end_matches('/'))?
+        .trim_matches('/');
+    let dir = if rel.is_empty() {
+        PathBuf::from(mount)
+    } else {
+        Path::new(mount).join(rel)
+    };
+    dir.is_dir().then_some(dir)
 }
 
 fn is_cgroup2(path: &str) -> bool {
@@ -485,5 +483,26 @@ unsafe fn guard_main(alive: RawFd, kill: &CString, path: &CString) -> ! {
 unsafe fn guard_exit() -> ! {
     loop {
         child_shim::raw::syscall(libc::SYS_exit, &[0]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cgroup_is_found_beneath_its_mount_whatever_root_the_mount_has() {
+        let m = std::env::temp_dir().join(format!("cgroup-unit-{}", std::process::id()));
+        fs::create_dir_all(m.join("a/b")).unwrap();
+        let mount = m.to_str().unwrap();
+        assert_eq!(beneath(mount, "/", "/a/b"), Some(m.join("a/b")));
+        assert_eq!(beneath(mount, "/", "/"), Some(m.clone()));
+        // A mount of the subtree /x shows /x/a/b at a/b, and /x itself at its top.
+        assert_eq!(beneath(mount, "/x/", "/x/a/b"), Some(m.join("a/b")));
+        assert_eq!(beneath(mount, "/x", "/x"), Some(m.clone()));
+        // Not under the mount's root, or not there: another mount must hold it.
+        assert_eq!(beneath(mount, "/y", "/x/a/b"), None);
+        assert_eq!(beneath(mount, "/", "/a/missing"), None);
+        fs::remove_dir_all(&m).unwrap();
     }
 }
