@@ -100,9 +100,12 @@ fn own_cgroup() -> Result<PathBuf, String> {
 /// The directory of cgroup `own` under a cgroup2 `mount` of the hierarchy's `root`, if it is
 /// there.
 fn beneath(mount: &str, root: &str, own: &str) -> Option<PathBuf> {
-    let rel = own
-        .strip_prefix(root.trim_end_matches('/'))?
-        .trim_matches('/');
+    let rel = own.strip_prefix(root.trim_end_matches('/'))?;
+    // A whole path component: the root /x does not hold /xa.
+    if !(rel.is_empty() || rel.starts_with('/')) {
+        return None;
+    }
+    let rel = rel.trim_matches('/');
     let dir = if rel.is_empty() {
         PathBuf::from(mount)
     } else {
@@ -502,6 +505,7 @@ mod tests {
         assert_eq!(beneath(mount, "/x", "/x"), Some(m.clone()));
         // Not under the mount's root, or not there: another mount must hold it.
         assert_eq!(beneath(mount, "/y", "/x/a/b"), None);
+        assert_eq!(beneath(mount, "/x", "/xa/b"), None);
         assert_eq!(beneath(mount, "/", "/a/missing"), None);
         fs::remove_dir_all(&m).unwrap();
     }
