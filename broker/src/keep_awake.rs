@@ -42,6 +42,12 @@ impl Shared {
     fn now(&self) -> u64 {
         self.started.elapsed().as_nanos() as u64
     }
+
+    /// Set the helpers spinning (or, with `stop` set, on their way out).
+    fn spin(&self) {
+        self.state.store(SPINNING, Ordering::Release);
+        futex_wake(&self.state);
+    }
 }
 
 /// The helpers of one run; they are told to stop when this is dropped, and exit on their own.
@@ -84,12 +90,11 @@ impl KeepAwake {
         self.shared
             .last_request
             .store(self.shared.now(), Ordering::Relaxed);
-        self.shared.state.store(SPINNING, Ordering::Release);
-        futex_wake(&self.shared.state);
+        self.shared.spin();
     }
 
     /// Note a request; the second of a burst wakes the helpers.
-    pub fn request(&mut self) {
+    pub fn request(&self) {
         if self.helpers == 0 {
             return;
         }
@@ -104,8 +109,7 @@ impl KeepAwake {
         {
             return;
         }
-        s.state.store(SPINNING, Ordering::Release);
-        futex_wake(&s.state);
+        s.spin();
     }
 }
 
@@ -120,8 +124,7 @@ impl Drop for KeepAwake {
     /// exits at its next look at `stop`.
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
-        self.shared.state.store(SPINNING, Ordering::Release);
-        futex_wake(&self.shared.state);
+        self.shared.spin();
     }
 }
 
@@ -195,7 +198,7 @@ mod tests {
 
     #[test]
     fn helpers_spin_on_a_burst_and_go_idle() {
-        let mut k = KeepAwake::new();
+        let k = KeepAwake::new();
         if k.helpers == 0 {
             return; // one CPU: nothing to keep awake
         }

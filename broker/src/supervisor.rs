@@ -518,7 +518,7 @@ impl Supervisor {
     }
 
     fn handle(&mut self, n: &Notification, waiters: &mut FifoWaiters) {
-        if let Some(k) = &mut self.keep_awake {
+        if let Some(k) = &self.keep_awake {
             k.request();
         }
         let listener = Arc::clone(&self.listener);
