@@ -24,7 +24,7 @@ run with SIGKILL: 137); 125 if the broker failed or a limit cannot be enforced;
 policy is valid, 1 if not.";
 
 /// Run a program that may open only the files you allow.
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Default)]
 #[command(
     name = "broker",
     version,
@@ -135,31 +135,8 @@ impl Cli {
     /// like a flag, a repeated switch, no `--`) is `None`, and clap decides. A test checks
     /// that whatever it accepts, clap reads the same.
     pub fn fast(args: &[OsString]) -> Option<Cli> {
-        let mut cli = Cli {
-            tool: None,
-            policy: None,
-            allow_read: Vec::new(),
-            allow_write: Vec::new(),
-            allow_fifo: Vec::new(),
-            allow_exec: Vec::new(),
-            require_landlock: false,
-            deny_errno: None,
-            no_default_runtime: false,
-            explicit_only: false,
-            quiet: false,
-            no_keep_awake: false,
-            audit_log: None,
-            learn: None,
-            memory: None,
-            cpu_time: None,
-            wall_time: None,
-            max_procs: None,
-            max_file_size: None,
-            max_open_files: None,
-            best_effort_limits: false,
-            report: None,
-            command: Vec::new(),
-        };
+        // Every flag off and every list empty, as clap leaves what is not given.
+        let mut cli = Cli::default();
         let mut it = args.iter().skip(1);
         while let Some(arg) = it.next() {
             let arg = arg.to_str()?;
