@@ -224,11 +224,38 @@ fn a_setsid_daemon_is_ended_with_the_run() {
     );
 }
 
+/// The run of a broker with a limit, if this machine gives it no run cgroup (a limit makes the
+/// broker say how the tree is ended: through a run cgroup, or not).
+fn without_run_cgroup() -> Option<Run> {
+    let check = broker(["--wall-time", "10", "--", "true"]);
+    check.stderr.contains("no run cgroup").then_some(check)
+}
+
+/// The probe doing `action` under the broker (stderr discarded).
+fn spawn_probe(action: &[&str], stdout: Stdio) -> std::process::Child {
+    let probe = probe(false);
+    let mut args = vec![OsStr::new("--"), probe.as_os_str()];
+    args.extend(action.iter().map(OsStr::new));
+    broker_command(args)
+        .stdout(stdout)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The run cgroups in `parent` made by the brokers `pids`.
+fn run_cgroups(parent: &std::path::Path, pids: &[u32]) -> Vec<String> {
+    std::fs::read_dir(parent)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| pids.iter().any(|p| n.starts_with(&format!("broker-{p}-"))))
+        .collect()
+}
+
 #[test]
 fn a_killed_broker_takes_the_whole_tree_with_it() {
-    // A limit makes the broker say how the tree is ended: through a run cgroup, or not.
-    let check = broker(["--wall-time", "10", "--", "true"]);
-    if check.stderr.contains("no run cgroup") {
+    if let Some(check) = without_run_cgroup() {
         // Without a cgroup only the target dies with the broker (PDEATHSIG); the log says so.
         assert!(check
             .stderr
@@ -236,16 +263,7 @@ fn a_killed_broker_takes_the_whole_tree_with_it() {
         eprintln!("no run cgroup on this machine: only the log's warning is checked");
         return;
     }
-    let mut child = broker_command([
-        OsStr::new("--"),
-        probe(false).as_os_str(),
-        OsStr::new("daemon-pid"),
-        OsStr::new("30"),
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    let mut child = spawn_probe(&["daemon-pid", "30"], Stdio::piped());
     let daemon = daemon_pid(&first_line(&mut child));
     assert!(alive(daemon));
     // SAFETY: kill the broker we started.
@@ -293,37 +311,20 @@ fn children_of(pid: u32) -> Vec<i32> {
 
 #[test]
 fn a_run_leaves_neither_its_cgroup_nor_its_guard_behind() {
-    let check = broker(["--wall-time", "10", "--", "true"]);
-    if check.stderr.contains("no run cgroup") {
+    if without_run_cgroup().is_some() {
         eprintln!("no run cgroup on this machine: nothing to leave behind");
         return;
     }
     let parent = own_cgroup_dir().expect("the test's own cgroup v2 directory");
-    let mut child = broker_command([
-        OsStr::new("--"),
-        probe(false).as_os_str(),
-        OsStr::new("sigterm-exit"),
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    let mut child = spawn_probe(&["sigterm-exit"], Stdio::piped());
     assert_eq!(first_line(&mut child).trim(), "ready");
     let pid = child.id();
-    let prefix = format!("broker-{pid}-");
-    let runs = || -> Vec<String> {
-        std::fs::read_dir(&parent)
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(&prefix))
-            .collect()
-    };
+    let runs = || run_cgroups(&parent, &[pid]);
     // While the target runs: its cgroup, and two children (the target and the guard).
     assert_eq!(
         runs().len(),
         1,
-        "no run cgroup {prefix}* in {}",
+        "no run cgroup broker-{pid}-* in {}",
         parent.display()
     );
     let children = children_of(pid);
@@ -343,8 +344,7 @@ fn a_run_leaves_neither_its_cgroup_nor_its_guard_behind() {
 
 #[test]
 fn a_broker_killed_while_it_starts_leaves_no_cgroup_behind() {
-    let check = broker(["--wall-time", "10", "--", "true"]);
-    if check.stderr.contains("no run cgroup") {
+    if without_run_cgroup().is_some() {
         eprintln!("no run cgroup on this machine: nothing to leave behind");
         return;
     }
@@ -357,30 +357,14 @@ fn a_broker_killed_while_it_starts_leaves_no_cgroup_behind() {
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let mut child = broker_command([
-            OsStr::new("--"),
-            probe(false).as_os_str(),
-            OsStr::new("sleep"),
-            OsStr::new("30"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        let mut child = spawn_probe(&["sleep", "30"], Stdio::null());
         std::thread::sleep(Duration::from_micros((seed >> 33) % 3000));
         child.kill().unwrap();
         child.wait().unwrap();
         pids.push(child.id());
     }
     // The guards remove what was made; give them a moment.
-    let left = || -> Vec<String> {
-        std::fs::read_dir(&parent)
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| pids.iter().any(|p| n.starts_with(&format!("broker-{p}-"))))
-            .collect()
-    };
+    let left = || run_cgroups(&parent, &pids);
     let deadline = Instant::now() + Duration::from_secs(5);
     while !left().is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
