@@ -457,9 +457,8 @@ fn report(r: Report) -> String {
          per-call figures are medians of {} rounds of {} calls, timed inside the calling \
          process; start-up is the median wall time of 100 runs of each, alternating. \
          \"Anywhere\" lets the kernel place broker and target (how users run it); \"one CPU\" \
-         runs both under \
-         `taskset -c 0`. The floor and the minimal brokers are built into the benchmark \
-         (`broker/src/bin/broker-bench/mini.rs`).\n",
+         runs both under `taskset -c 0`. The floor and the minimal brokers are built into the \
+         benchmark (`broker/src/bin/broker-bench/mini.rs`).\n",
         cpu::machine(),
         cpu::online(),
         cpu::kernel(),
