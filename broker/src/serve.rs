@@ -69,8 +69,15 @@ impl std::fmt::Display for Decision {
     }
 }
 
+/// The kernel's access-mode bits: a target's flags are the kernel's, not the C library's.
+/// (`libc::O_ACCMODE` under musl includes `O_PATH`, its `O_SEARCH`.)
+const O_ACCMODE: i32 = 0o3;
+/// The kernel's `O_LARGEFILE`. glibc defines it as 0 on 64-bit targets, where the kernel adds it
+/// to every open itself, but a target may pass it (32-bit-minded code does).
+const O_LARGEFILE: i32 = 0o100000;
+
 /// Open flags the broker accepts; anything else is refused with EINVAL.
-const KNOWN_OPEN_FLAGS: i32 = libc::O_ACCMODE
+const KNOWN_OPEN_FLAGS: i32 = O_ACCMODE
     | libc::O_CREAT
     | libc::O_EXCL
     | libc::O_NOCTTY
@@ -80,7 +87,7 @@ const KNOWN_OPEN_FLAGS: i32 = libc::O_ACCMODE
     | libc::O_DSYNC
     | libc::O_SYNC
     | libc::O_DIRECT
-    | libc::O_LARGEFILE
+    | O_LARGEFILE
     | libc::O_DIRECTORY
     | libc::O_NOFOLLOW
     | libc::O_NOATIME
@@ -230,7 +237,7 @@ fn call_names(nr: i64) -> (&'static str, &'static str) {
 
 /// Flags no open accepts, whatever the path: unknown bits, or both O_WRONLY and O_RDWR.
 fn check_open_flags(flags: i32) -> Result<(), Stop> {
-    if flags & !KNOWN_OPEN_FLAGS != 0 || flags & libc::O_ACCMODE == libc::O_ACCMODE {
+    if flags & !KNOWN_OPEN_FLAGS != 0 || flags & O_ACCMODE == O_ACCMODE {
         return Err(Stop::Errno(libc::EINVAL));
     }
     Ok(())
@@ -250,7 +257,7 @@ fn protocol_target(path: &[u8]) -> Result<Target, Stop> {
 /// What an open with `flags` needs: writing, creating or truncating is `Write`.
 fn open_need(flags: i32) -> Need {
     let writes = flags & libc::O_PATH == 0
-        && (flags & libc::O_ACCMODE != libc::O_RDONLY
+        && (flags & O_ACCMODE != libc::O_RDONLY
             || flags & (libc::O_CREAT | libc::O_TRUNC) != 0
             || flags & libc::O_TMPFILE == libc::O_TMPFILE);
     if writes {
@@ -708,14 +715,14 @@ impl Server {
         }
         // SAFETY: F_GETFL on our own descriptor.
         let held = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
-        let (can_read, can_write) = match held & libc::O_ACCMODE {
+        let (can_read, can_write) = match held & O_ACCMODE {
             _ if held & libc::O_PATH != 0 => (false, false),
             libc::O_RDONLY => (true, false),
             libc::O_WRONLY => (false, true),
             _ => (true, true),
         };
         let path_only = flags & libc::O_PATH != 0;
-        let acc = flags & libc::O_ACCMODE;
+        let acc = flags & O_ACCMODE;
         let wants_read = !path_only && acc != libc::O_WRONLY;
         let wants_write = need == Need::Write;
         if (wants_read && !can_read) || (wants_write && !can_write) {
@@ -815,7 +822,7 @@ impl Server {
         flags: i32,
         cloexec: bool,
     ) -> Served {
-        let need = if flags & libc::O_ACCMODE == libc::O_RDONLY {
+        let need = if flags & O_ACCMODE == libc::O_RDONLY {
             Need::Read
         } else {
             Need::Write
@@ -836,7 +843,7 @@ impl Server {
         if flags & (libc::O_CREAT | libc::O_EXCL) == libc::O_CREAT | libc::O_EXCL {
             return Err(Stop::Errno(libc::EEXIST));
         }
-        let access = flags & (libc::O_ACCMODE | libc::O_NONBLOCK | libc::O_APPEND);
+        let access = flags & (O_ACCMODE | libc::O_NONBLOCK | libc::O_APPEND);
         if flags & libc::O_NONBLOCK != 0 {
             // Does not wait for a peer: answer now.
             let fd = reopen(fifo.as_fd(), access)?;
