@@ -119,10 +119,9 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// The command line, parsed: [`Cli::fast`] for the common run forms, clap for everything
+    /// The command line (`args`, the program name first), parsed: [`Cli::fast`] for the common run forms, clap for everything
     /// else (and for every error and help message).
-    pub fn from_args() -> Result<Cli, clap::Error> {
-        let args: Vec<OsString> = std::env::args_os().collect();
+    pub fn from_args(args: Vec<OsString>) -> Result<Cli, clap::Error> {
         match Cli::fast(&args) {
             Some(cli) => Ok(cli),
             None => Cli::try_parse_from(args),

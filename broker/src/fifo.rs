@@ -91,7 +91,7 @@ impl FifoWaiters {
             // SAFETY: the thread is alive (not joined); a stale poke is harmless.
             unsafe {
                 libc::pthread_kill(
-                    std::os::unix::thread::JoinHandleExt::as_pthread_t(&w.thread),
+                    std::os::unix::thread::JoinHandleExt::as_pthread_t(&w.thread) as _,
                     POKE,
                 )
             };

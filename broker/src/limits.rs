@@ -221,10 +221,16 @@ impl Enforcement {
     }
 }
 
+/// `setrlimit`'s resource type, which the C libraries spell differently.
+#[cfg(target_env = "gnu")]
+type RlimitResource = libc::__rlimit_resource_t;
+#[cfg(not(target_env = "gnu"))]
+type RlimitResource = libc::c_int;
+
 /// An rlimit to set on the target before it runs.
 #[derive(Debug, Clone, Copy)]
 struct RlimitSetting {
-    resource: libc::__rlimit_resource_t,
+    resource: RlimitResource,
     limit: Limit,
     soft: u64,
     hard: u64,
@@ -349,13 +355,7 @@ impl LimitPlan {
     }
 
     /// Queue an rlimit for [`LimitPlan::apply`].
-    fn set_rlimit(
-        &mut self,
-        limit: Limit,
-        resource: libc::__rlimit_resource_t,
-        soft: u64,
-        hard: u64,
-    ) {
+    fn set_rlimit(&mut self, limit: Limit, resource: RlimitResource, soft: u64, hard: u64) {
         self.rlimits.push(RlimitSetting {
             resource,
             limit,
@@ -365,13 +365,7 @@ impl LimitPlan {
     }
 
     /// `limit` enforced by the rlimit `name` alone, soft and hard at `value`.
-    fn rlimit(
-        &mut self,
-        limit: Limit,
-        resource: libc::__rlimit_resource_t,
-        name: &'static str,
-        value: u64,
-    ) {
+    fn rlimit(&mut self, limit: Limit, resource: RlimitResource, name: &'static str, value: u64) {
         self.set_rlimit(limit, resource, value, value);
         self.enforce(limit, value, Mechanism::Rlimit(name));
     }

@@ -18,19 +18,39 @@ const EXIT_BROKER: u8 = 125;
 /// /proc/self/maps, and an alternate signal stack) costs about 0.05 ms of every run, a twentieth
 /// of the broker's start-up budget; what of it the broker needs is done here.
 #[no_mangle]
-pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
     // As Rust's runtime does: a closed stdout or stderr is an EPIPE error, not death.
     // SAFETY: setting a signal's disposition to ignored.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     // A panic cannot unwind out of a C function: it ends the broker as a failure of its own.
-    let code = std::panic::catch_unwind(broker_main).unwrap_or(EXIT_BROKER);
+    // SAFETY: the C runtime passes argc valid NUL-terminated strings.
+    let args = unsafe { args_from_c(argc, argv) };
+    let code = std::panic::catch_unwind(|| broker_main(args)).unwrap_or(EXIT_BROKER);
     // Rust's runtime would flush stdout at exit; the C library's exit does not know it.
     let _ = std::io::stdout().flush();
     libc::c_int::from(code)
 }
 
-fn broker_main() -> u8 {
-    let cli = match Cli::from_args() {
+/// The command line as the C runtime passed it (std::env::args is empty without Rust's start-up
+/// on C libraries other than glibc).
+///
+/// # Safety
+/// `argv` holds `argc` valid NUL-terminated strings.
+unsafe fn args_from_c(
+    argc: libc::c_int,
+    argv: *const *const libc::c_char,
+) -> Vec<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStrExt;
+    (0..argc.max(0) as usize)
+        .map(|i| {
+            std::ffi::OsStr::from_bytes(std::ffi::CStr::from_ptr(*argv.add(i)).to_bytes())
+                .to_owned()
+        })
+        .collect()
+}
+
+fn broker_main(args: Vec<std::ffi::OsString>) -> u8 {
+    let cli = match Cli::from_args(args) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             let _ = e.print();

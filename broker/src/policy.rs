@@ -425,7 +425,7 @@ fn names_broker_proc(fd: BorrowedFd<'_>) -> io::Result<bool> {
     if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut fs) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    if fs.f_type != libc::PROC_SUPER_MAGIC {
+    if fs.f_type as libc::c_long != libc::PROC_SUPER_MAGIC {
         return Ok(false);
     }
     let link = sys::readlink(&sys::fd_path(fd)?)?;

@@ -91,14 +91,14 @@ pub fn with_message<R>(
     if let Some(fd) = fd {
         msg.msg_control = cmsg_buf.as_mut_ptr().cast();
         // SAFETY: CMSG_SPACE is a pure computation.
-        msg.msg_controllen = unsafe { libc::CMSG_SPACE(mem::size_of::<RawFd>() as u32) } as usize;
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(mem::size_of::<RawFd>() as u32) } as _;
         // SAFETY: msg_control points at a buffer of at least msg_controllen bytes, so
         // CMSG_FIRSTHDR returns a header inside it with room for one descriptor.
         unsafe {
             let cmsg = libc::CMSG_FIRSTHDR(&msg);
             (*cmsg).cmsg_level = libc::SOL_SOCKET;
             (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<RawFd>() as u32) as usize;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<RawFd>() as u32) as _;
             std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd.as_raw_fd());
         }
     }
@@ -149,7 +149,7 @@ pub fn recv_with_fd(
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = cmsg_buf.as_mut_ptr().cast();
-    msg.msg_controllen = mem::size_of_val(&cmsg_buf);
+    msg.msg_controllen = mem::size_of_val(&cmsg_buf) as _;
     let n = loop {
         // SAFETY: msg points at live buffers of the stated sizes.
         let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };

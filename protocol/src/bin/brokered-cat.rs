@@ -9,20 +9,27 @@
 //! thread's stack guard), which would be the one file it opens itself.
 #![no_main]
 
+use std::ffi::{CStr, OsStr};
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 
 use protocol::client::{Client, Refusal};
 
 #[no_mangle]
-pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
     // As Rust's runtime does: a closed stdout is an EPIPE error, not death.
     // SAFETY: setting a signal's disposition to ignored.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-    libc::c_int::from(cat())
+    // From argv itself: std::env::args is empty without Rust's start-up on C libraries other
+    // than glibc.
+    // SAFETY: the C runtime passes argc valid NUL-terminated strings.
+    let paths = (1..argc.max(0) as usize)
+        .map(|i| unsafe { OsStr::from_bytes(CStr::from_ptr(*argv.add(i)).to_bytes()) })
+        .collect::<Vec<_>>();
+    libc::c_int::from(cat(&paths))
 }
 
-fn cat() -> u8 {
-    let paths: Vec<_> = std::env::args_os().skip(1).collect();
+fn cat(paths: &[&OsStr]) -> u8 {
     if paths.is_empty() {
         eprintln!("usage: brokered-cat PATH...");
         return 2;
@@ -36,7 +43,7 @@ fn cat() -> u8 {
     };
     let mut stdout = io::stdout().lock();
     let mut status = 0;
-    for path in &paths {
+    for path in paths {
         let copied = client
             .open(path, libc::O_RDONLY | libc::O_CLOEXEC)
             .and_then(|fd| io::copy(&mut std::fs::File::from(fd), &mut stdout));
