@@ -11,6 +11,12 @@ use broker::policy_file::PolicyFile;
 use broker::report::RunReport;
 use broker::sandbox::{Command, Sandbox};
 
+/// musl's own allocator maps and unmaps memory far more often: `broker -- /bin/true` made 37
+/// `mmap` and 27 `munmap` calls instead of 15 and 4, and took 0.3 ms longer.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 /// Exit status when the broker itself fails (bad flags, set-up error).
 const EXIT_BROKER: u8 = 125;
 
