@@ -128,7 +128,11 @@ fn is_cgroup2(path: &str) -> bool {
 /// A short kernel-generated file (procfs, cgroupfs), read with a page-sized buffer: these
 /// report a size of 0, so `fs::read_to_string` starts with 32-byte reads and grows.
 fn read_small(path: impl AsRef<Path>) -> io::Result<String> {
-    let mut file = fs::File::open(path)?;
+    read_text(fs::File::open(path)?)
+}
+
+/// What `file` holds, in one page-sized read (see [`read_small`]).
+fn read_text(mut file: fs::File) -> io::Result<String> {
     let mut buf = Vec::with_capacity(4096);
     std::io::Read::read_to_end(&mut file, &mut buf)?;
     String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
@@ -200,7 +204,7 @@ impl RunCgroup {
             guard,
         };
         // cgroup.kill (Linux 5.14) is what ends the tree; without it the cgroup is of no use.
-        if !cg.dir.join("cgroup.kill").exists() {
+        if cg.open("cgroup.kill", libc::O_PATH).is_err() {
             return Err("the kernel has no cgroup.kill (Linux 5.14+)".into());
         }
         Ok(cg)
@@ -218,14 +222,25 @@ impl RunCgroup {
 
     /// Write `value` to the cgroup's `file`.
     pub fn write(&self, file: &str, value: &str) -> io::Result<()> {
-        fs::OpenOptions::new()
-            .write(true)
-            .open(self.dir.join(file))?
-            .write_all(value.as_bytes())
+        self.open(file, libc::O_WRONLY)?.write_all(value.as_bytes())
     }
 
     fn read(&self, file: &str) -> io::Result<String> {
-        read_small(self.dir.join(file))
+        read_text(self.open(file, libc::O_RDONLY)?)
+    }
+
+    /// The cgroup's `file`, looked up from the cgroup's own descriptor: one path component
+    /// instead of the whole cgroupfs path, for each of a run's reads and writes.
+    fn open(&self, file: &str, flags: i32) -> io::Result<fs::File> {
+        let name = crate::sys::cstring(file.as_bytes())?;
+        crate::sys::openat2(
+            Some(self.fd.as_fd()),
+            &name,
+            flags,
+            0,
+            libc::RESOLVE_BENEATH,
+        )
+        .map(fs::File::from)
     }
 
     /// The cgroup's directory, for `CLONE_INTO_CGROUP`: a child started there needs no
@@ -281,8 +296,9 @@ impl RunCgroup {
         self.guard.pid()
     }
 
-    /// The tree has been killed: the guard may go now, while the broker finishes up. A broker
-    /// killed after this can leave the cgroup behind, empty, but nothing running.
+    /// The tree is gone (killed, or ended by itself): the guard may go now, while the broker
+    /// finishes up. A broker killed after this can leave the cgroup behind, empty, but nothing
+    /// running.
     pub fn stand_down_guard(&mut self) {
         self.guard.stand_down();
     }
@@ -379,7 +395,7 @@ impl DeathGuard {
     }
 
     /// Tell the guard its work is done: it exits without killing, while the broker removes
-    /// the cgroup itself. Only once the tree has been killed.
+    /// the cgroup itself. Only once the tree is gone.
     fn stand_down(&mut self) {
         if let Some(alive) = self.alive.take() {
             // SAFETY: a one-byte write to our own pipe.
