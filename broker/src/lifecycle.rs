@@ -52,7 +52,8 @@ impl Tree {
         kill_descendants(self.guard_pid());
     }
 
-    /// The tree has been killed: the guard may go now, while the broker finishes up.
+    /// The tree is gone (killed, or ended by itself): the guard may go now, while the broker
+    /// finishes up.
     pub fn stand_down_guard(&mut self) {
         if let Some(cg) = &mut self.cgroup {
             cg.stand_down_guard();

@@ -456,7 +456,9 @@ impl Supervisor {
             self.wait_child(self.child, 0, &mut status);
         }
         let wall = self.watch.started.elapsed();
-        self.tree.kill();
+        // The listener hung up: every process of the tree held the filter and has been reaped,
+        // so there is nothing left to kill (the loop killed the rest when the target ended, and
+        // `Tree::finish` kills whatever would still be there before removing the cgroup).
         self.tree.stand_down_guard();
         self.reap(&mut status);
         let cgroup = self.tree.cgroup();
