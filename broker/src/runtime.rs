@@ -146,7 +146,7 @@ pub fn exec_allowance(program: &Path) -> Vec<PathBuf> {
         }
         None => program,
     };
-    if let Some(loader) = crate::elf::read(&binary).and_then(|d| d.interp) {
+    if let Some(loader) = crate::elf::interp(&binary) {
         out.push(crate::sys::canonicalize(&loader).unwrap_or(loader));
     }
     out
