@@ -40,8 +40,11 @@ pub fn lift(fd: OwnedFd) -> io::Result<OwnedFd> {
 pub fn canonicalize(path: &Path) -> io::Result<PathBuf> {
     let c = cstring(path.as_os_str().as_bytes())?;
     // SAFETY: a NUL-terminated path; the descriptor is owned below.
-    let fd =
-        cvt(unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) } as libc::c_long)?;
+    // openat, not open: musl's open follows an O_CLOEXEC open with a redundant fcntl.
+    let fd = cvt(
+        unsafe { libc::openat(libc::AT_FDCWD, c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) }
+            as libc::c_long,
+    )?;
     // SAFETY: fresh descriptor.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
     match readlink(&fd_path(fd.as_fd())?) {
