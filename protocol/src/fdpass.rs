@@ -139,29 +139,64 @@ pub fn recv_with_fd(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
 ) -> Result<(usize, Option<OwnedFd>), RecvError> {
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    let received = receive_message(
+        buf,
+        |msg| loop {
+            // SAFETY: msg points at live buffers of the stated sizes.
+            let n = unsafe { libc::recvmsg(sock.as_raw_fd(), msg, libc::MSG_CMSG_CLOEXEC) };
+            if n >= 0 {
+                break n;
+            }
+            let err = io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO);
+            if err != libc::EINTR {
+                break -(err as isize);
+            }
+        },
+        // SAFETY: each descriptor the kernel attached is ours alone.
+        |raw| fds.push(unsafe { OwnedFd::from_raw_fd(raw) }),
+    );
+    let (n, flags) = received.map_err(|e| RecvError::Io(io::Error::from_raw_os_error(e)))?;
+    if flags & libc::MSG_TRUNC != 0 {
+        return Err(RecvError::Truncated);
+    }
+    // Control data is cut only when more descriptors came than the buffer holds.
+    if flags & libc::MSG_CTRUNC != 0 || fds.len() > MAX_FDS_PER_MESSAGE {
+        return Err(RecvError::TooManyFds);
+    }
+    if n == 0 && fds.is_empty() {
+        return Err(RecvError::Closed);
+    }
+    Ok((n, fds.pop()))
+}
+
+/// Receive one message into `buf` with `recvmsg`, a call the caller makes itself (returning
+/// the byte count or a negated errno): the layout [`recv_with_fd`] uses, for the child-shim,
+/// which may neither allocate nor touch `errno`. Every descriptor attached goes to `on_fd`,
+/// which then owns it. Returns the payload length and the message flags (`MSG_TRUNC`,
+/// `MSG_CTRUNC`), or the errno.
+pub fn receive_message(
+    buf: &mut [u8],
+    recvmsg: impl FnOnce(&mut libc::msghdr) -> isize,
+    mut on_fd: impl FnMut(RawFd),
+) -> Result<(usize, libc::c_int), i32> {
     let mut cmsg_buf = [0u64; CMSG_BUF_WORDS];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
     };
-    // SAFETY: as in send_with_fd.
+    // SAFETY: as in with_message.
     let mut msg: libc::msghdr = unsafe { mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = cmsg_buf.as_mut_ptr().cast();
     msg.msg_controllen = mem::size_of_val(&cmsg_buf) as _;
-    let n = loop {
-        // SAFETY: msg points at live buffers of the stated sizes.
-        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if n >= 0 {
-            break n as usize;
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINTR) {
-            return Err(RecvError::Io(err));
-        }
-    };
-    let mut fds: Vec<OwnedFd> = Vec::new();
+    let n = recvmsg(&mut msg);
+    if n < 0 {
+        return Err(-n as i32);
+    }
     // SAFETY: the kernel filled msg_control/msg_controllen; the CMSG macros walk only within it.
     unsafe {
         let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
@@ -171,24 +206,13 @@ pub fn recv_with_fd(
                 let header = data.offset_from(cmsg.cast::<u8>()) as usize;
                 let count = ((*cmsg).cmsg_len as usize - header) / mem::size_of::<RawFd>();
                 for i in 0..count {
-                    let raw = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
-                    fds.push(OwnedFd::from_raw_fd(raw));
+                    on_fd(std::ptr::read_unaligned(data.cast::<RawFd>().add(i)));
                 }
             }
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
     }
-    if msg.msg_flags & libc::MSG_TRUNC != 0 {
-        return Err(RecvError::Truncated);
-    }
-    // Control data is cut only when more descriptors came than the buffer holds.
-    if msg.msg_flags & libc::MSG_CTRUNC != 0 || fds.len() > MAX_FDS_PER_MESSAGE {
-        return Err(RecvError::TooManyFds);
-    }
-    if n == 0 && fds.is_empty() {
-        return Err(RecvError::Closed);
-    }
-    Ok((n, fds.pop()))
+    Ok((n as usize, msg.msg_flags))
 }
 
 #[cfg(test)]
