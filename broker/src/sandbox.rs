@@ -32,7 +32,7 @@ use crate::policy_file::PolicyFile;
 use crate::program::ProgramError;
 use crate::report::RunReport;
 use crate::runtime::RuntimeGrant;
-use crate::supervisor::{ExitStatus, Settings, SuperviseError, Supervisor, Target};
+use crate::supervisor::{ExitStatus, Settings, Start, SuperviseError, Supervisor, Target};
 
 /// Why a sandbox could not be set up or run.
 #[derive(Debug, thiserror::Error)]
@@ -325,13 +325,48 @@ impl Sandbox {
         }
         let path_env = cmd.value("PATH");
         let program = crate::program::find(&cmd.program, path_env.as_deref())?;
+        for pattern in &self.exec {
+            policy::parse_pattern(pattern).map_err(|source| SandboxError::Rule {
+                what: format!("--allow-exec {pattern}"),
+                source,
+            })?;
+        }
+        let start = Start {
+            deny_errno: self.deny_errno,
+            learn: self.learn,
+            limits: LimitPlan::new(&self.limits)?,
+            keep_awake: self.keep_awake,
+        };
+        let mut argv = vec![cmd.program.clone()];
+        argv.extend(cmd.args.iter().cloned());
+        let target = Target {
+            program: program.clone(),
+            argv,
+            env: cmd.environment(),
+        };
+        // The policy, the Landlock ruleset and the audit log are built while the child sets
+        // itself up: it needs none of them before the go-ahead.
+        let supervisor = Supervisor::spawn(target, start, || self.settings(&program, cmd))?;
+        if self.limits.any() && !self.quiet {
+            let mut text = String::new();
+            for line in supervisor.limits().lines() {
+                text.push_str(&format!("broker: {line}\n"));
+            }
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
+        }
+        Ok(Running { supervisor })
+    }
+
+    /// Everything but the child's start: the policy (rules and their anchors, the runtime
+    /// allowance), the Landlock ruleset, the audit log.
+    fn settings(&self, program: &Path, cmd: &Command) -> Result<Settings, SandboxError> {
         let mut policy = Policy::new();
         for spec in &self.rules {
             policy.push(self.rule(spec)?);
         }
         let ld_path = cmd.value("LD_LIBRARY_PATH");
         let mut own_calls = self.explicit_only.then(Policy::new);
-        let grant = RuntimeGrant::new(&program, ld_path.as_deref());
+        let grant = RuntimeGrant::new(program, ld_path.as_deref());
         // The default allowance is needed only by the target's first call: the supervisor
         // grants it while the target execs. Learn mode and --no-default-runtime need the list
         // now.
@@ -342,11 +377,11 @@ impl Sandbox {
             if self.default_runtime {
                 crate::runtime::grant(&runtime, &mut policy, own_calls.as_mut());
             } else {
-                warn_if_loader_denied(own_calls.as_ref().unwrap_or(&policy), &program, &runtime);
+                warn_if_loader_denied(own_calls.as_ref().unwrap_or(&policy), program, &runtime);
             }
             (None, runtime)
         };
-        let default_exec = crate::runtime::exec_allowance(&program);
+        let default_exec = crate::runtime::exec_allowance(program);
         let learner = self.learn.then(|| {
             eprintln!("broker: warning: learn mode grants the program everything it asks for; use it only on a trusted run");
             policy.push(Rule::new(RuleKind::Write, "/**").expect("a valid pattern"));
@@ -356,13 +391,7 @@ impl Sandbox {
             .iter()
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
-        for pattern in &self.exec {
-            policy::parse_pattern(pattern).map_err(|source| SandboxError::Rule {
-                what: format!("--allow-exec {pattern}"),
-                source,
-            })?;
-            exec.push(pattern.clone());
-        }
+        exec.extend(self.exec.iter().cloned());
         if learner.is_some() {
             exec.push("/**".into());
         }
@@ -385,35 +414,15 @@ impl Sandbox {
                 })
             })
             .transpose()?;
-        let limits = LimitPlan::new(&self.limits)?;
-        let mut argv = vec![cmd.program.clone()];
-        argv.extend(cmd.args.iter().cloned());
-        let target = Target {
-            program,
-            argv,
-            env: cmd.environment(),
-        };
-        let settings = Settings {
+        Ok(Settings {
             policy,
             own_calls,
             runtime: deferred,
-            deny_errno: self.deny_errno,
             quiet: self.quiet,
             audit,
             learner,
             landlock,
-            limits,
-            keep_awake: self.keep_awake,
-        };
-        let supervisor = Supervisor::spawn(target, settings)?;
-        if self.limits.any() && !self.quiet {
-            let mut text = String::new();
-            for line in supervisor.limits().lines() {
-                text.push_str(&format!("broker: {line}\n"));
-            }
-            let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
-        }
-        Ok(Running { supervisor })
+        })
     }
 
     fn rule(&self, spec: &RuleSpec) -> Result<Rule, SandboxError> {

@@ -1,7 +1,9 @@
 //! Starting the child and serving it until the whole tree is gone.
 //!
-//! [`Supervisor::spawn`] builds everything before `fork` (filter, argv, envp), forks, lets the
-//! child-shim lock itself down, receives the seccomp listener, and lets the child exec.
+//! [`Supervisor::spawn`] builds what the child needs before starting it (filter, argv, envp),
+//! starts it, builds the rest of the run while the child-shim locks itself down, receives the
+//! seccomp listener, and lets the child exec with the go-ahead (which carries the Landlock
+//! ruleset).
 //! [`Supervisor::run`] is the `NotifyLoop`: it serves notifications, forwards signals, reaps
 //! (the broker is a child subreaper, so orphaned descendants come back to it), and ends when the
 //! listener reports that no process holds the filter any more.
@@ -109,6 +111,19 @@ pub struct Target {
     pub env: Vec<(OsString, OsString)>,
 }
 
+/// What the child is started with; the rest ([`Settings`]) is built while it sets itself up.
+pub struct Start {
+    /// Path calls the broker does not serve fail with this errno (part of the filter).
+    pub deny_errno: i32,
+    /// Learn mode: the filter sends exec calls to the broker too, and [`Settings::learner`]
+    /// must be set.
+    pub learn: bool,
+    /// The resource limits and the run cgroup the child starts in.
+    pub limits: LimitPlan,
+    /// Keep the other CPUs busy during bursts of requests (see [`KeepAwake`]).
+    pub keep_awake: bool,
+}
+
 /// How to serve it.
 pub struct Settings {
     /// What protocol requests may reach, and the target's own calls unless `own_calls` is set.
@@ -119,18 +134,13 @@ pub struct Settings {
     /// A runtime allowance still to grant in `policy` (and `own_calls`): done while the target
     /// execs, since nothing needs it before the target's first call.
     pub runtime: Option<RuntimeGrant>,
-    pub deny_errno: i32,
     pub quiet: bool,
     /// Log every decision here.
     pub audit: Option<AuditLog>,
     /// Learn mode: record what the run asks for (the policy should grant everything).
     pub learner: Option<Learner>,
-    /// The Landlock ruleset the child restricts itself with.
+    /// The Landlock ruleset the child restricts itself with (sent with the go-ahead).
     pub landlock: crate::landlock::Ruleset,
-    /// The resource limits and the run cgroup.
-    pub limits: LimitPlan,
-    /// Keep the other CPUs busy during bursts of requests (see [`KeepAwake`]).
-    pub keep_awake: bool,
 }
 
 /// How a supervised run ended.
@@ -204,9 +214,15 @@ fn block_signals() -> io::Result<OwnedFd> {
 }
 
 impl Supervisor {
-    /// Fork the child-shim, receive its listener, and let it exec the target.
-    pub fn spawn(target: Target, mut settings: Settings) -> Result<Supervisor, SuperviseError> {
-        let bpf = filter::program(settings.deny_errno, settings.learner.is_some());
+    /// Start the child-shim, build the rest of the run with `settings` while it sets itself up
+    /// (its error, if any, ends the child and is returned), receive the listener, and let the
+    /// child exec the target.
+    pub fn spawn<E: From<SuperviseError>>(
+        target: Target,
+        start: Start,
+        settings: impl FnOnce() -> Result<Settings, E>,
+    ) -> Result<Supervisor, E> {
+        let bpf = filter::program(start.deny_errno, start.learn);
 
         let program = cstr(target.program.as_os_str().as_bytes())?;
         let argv = target
@@ -249,11 +265,10 @@ impl Supervisor {
         // The run cgroup (and its death guard) exists before the child, which starts in it, so
         // nothing the target starts can be outside it; dropping the tree on a failure below
         // removes it again.
-        let mut limits = settings.limits;
+        let mut limits = start.limits;
         let tree = Tree::new(limits.cgroup.take());
 
-        let landlock = settings.landlock.fd;
-        let mut plan = ExecPlan::new(
+        let plan = ExecPlan::new(
             program,
             argv,
             envp,
@@ -261,9 +276,6 @@ impl Supervisor {
             child_channel.as_raw_fd(),
             err_write.as_raw_fd(),
         );
-        if let Some(ruleset) = &landlock {
-            plan = plan.with_landlock(ruleset.as_raw_fd());
-        }
         // Start the child in the run cgroup if the kernel can; otherwise it is moved there
         // before the go-ahead.
         let child = plan
@@ -272,15 +284,21 @@ impl Supervisor {
         let (pid, placed) = (child.pid(), child.placed());
         drop(child_channel);
         drop(err_write);
-        drop(landlock);
 
         // From here, an early return drops `child`, which kills and reaps it.
-        // While the child sets itself up, the broker would only wait: make the helpers now.
-        let keep_awake = settings.keep_awake.then(KeepAwake::new);
+        // While the child sets itself up, the broker would only wait: make the helpers and
+        // the rest of the run now.
+        let keep_awake = start.keep_awake.then(KeepAwake::new);
+        let mut settings = settings()?;
+        assert_eq!(
+            settings.learner.is_some(),
+            start.learn,
+            "the filter and the settings disagree on learn mode"
+        );
         let mut buf = [0u8; 64];
         let listener = match protocol::fdpass::recv_with_fd(channel.as_fd(), &mut buf) {
             Ok((n, Some(fd))) if &buf[..n] == protocol::HANDSHAKE_LISTENER => fd,
-            Ok(_) => return Err(setup("handshake")(io::Error::other("unexpected message"))),
+            Ok(_) => return Err(setup("handshake")(io::Error::other("unexpected message")).into()),
             Err(e) => {
                 // The child failed before sending: its report says why.
                 return Err(match read_failure(&err_read) {
@@ -289,7 +307,8 @@ impl Supervisor {
                     }
                     Some(f) => SuperviseError::Child(f),
                     None => setup("handshake")(io::Error::other(e.to_string())),
-                });
+                }
+                .into());
             }
         };
         let listener = Listener::new(listener).map_err(SuperviseError::Unsupported)?;
@@ -303,18 +322,16 @@ impl Supervisor {
             limits.limits.wall_time,
             limits.limits.cpu_time.filter(|_| tree.cgroup().is_some()),
         );
-        // SAFETY: write to our own socket.
-        let sent = unsafe {
-            libc::send(
-                channel.as_raw_fd(),
-                protocol::HANDSHAKE_GO.as_ptr().cast(),
-                protocol::HANDSHAKE_GO.len(),
-                libc::MSG_NOSIGNAL,
-            )
-        };
-        if sent < 0 {
-            return Err(setup("handshake")(io::Error::last_os_error()));
-        }
+        // The go-ahead carries the Landlock ruleset, which the child restricts itself with.
+        let ruleset = settings.landlock.fd.take();
+        protocol::fdpass::send(
+            channel.as_fd(),
+            protocol::HANDSHAKE_GO,
+            ruleset.as_ref().map(|r| r.as_fd()),
+            0,
+        )
+        .map_err(setup("handshake"))?;
+        drop(ruleset);
         if let Some(k) = &keep_awake {
             k.wake();
         }
@@ -326,14 +343,15 @@ impl Supervisor {
         let (failure, first_call) = await_exec(&err_read, &listener);
         if let Some(f) = failure {
             let e = io::Error::from_raw_os_error(f.errno);
-            return Err(if f.stage == ShimStage::Exec {
+            return Err((if f.stage == ShimStage::Exec {
                 SuperviseError::Exec {
                     program: target.program.display().to_string(),
                     source: e,
                 }
             } else {
                 SuperviseError::Child(f)
-            });
+            })
+            .into());
         }
         // The child has exec'd: it no longer runs on its stack nor reads the plan.
         child.release();
@@ -345,8 +363,8 @@ impl Supervisor {
             listener: Arc::new(listener),
             signals,
             channel: Some(ProtocolChannel::new(channel, pid as u32)),
-            server: Server::new(own_calls, settings.deny_errno).learning(learn),
-            protocol_server: Server::new(policy, settings.deny_errno).learning(learn),
+            server: Server::new(own_calls, start.deny_errno).learning(learn),
+            protocol_server: Server::new(policy, start.deny_errno).learning(learn),
             quiet: settings.quiet,
             audit: settings.audit,
             learner: settings.learner,

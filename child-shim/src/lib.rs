@@ -14,13 +14,14 @@
 //! 3. `PR_SET_PDEATHSIG(SIGKILL)`, then check the broker did not already die;
 //! 4. `PR_SET_NO_NEW_PRIVS`; drop every capability (bounding set, ambient set, then effective,
 //!    permitted and inheritable, with `SECBIT_NOROOT` so a uid-0 exec regains none): the broker
-//!    opens files, so the target needs no privilege of its own; then restrict itself with the
-//!    broker's Landlock ruleset, if any;
+//!    opens files, so the target needs no privilege of its own;
 //! 5. move the channel to [`protocol::CHANNEL_FD`] and the error pipe to `CHANNEL_FD + 1`,
 //!    close every other descriptor above 2, and install the filter with
 //!    `SECCOMP_FILTER_FLAG_NEW_LISTENER`;
 //! 6. send the listener to the broker with `SCM_RIGHTS`, close it, and wait for the go-ahead;
-//! 7. `execve` the target. The error pipe is close-on-exec, so a successful exec reads as EOF.
+//! 7. restrict itself with the Landlock ruleset that came with the go-ahead, if one did: the
+//!    broker builds it while the child sets itself up;
+//! 8. `execve` the target. The error pipe is close-on-exec, so a successful exec reads as EOF.
 
 pub mod raw;
 
@@ -118,7 +119,6 @@ pub struct ExecPlan {
     filter: Vec<libc::sock_filter>,
     channel: RawFd,
     error_pipe: RawFd,
-    landlock: Option<RawFd>,
     parent: libc::pid_t,
 }
 
@@ -156,16 +156,9 @@ impl ExecPlan {
             filter,
             channel,
             error_pipe,
-            landlock: None,
             // SAFETY: getpid has no preconditions.
             parent: unsafe { libc::getpid() },
         }
-    }
-
-    /// Restrict the child with this Landlock ruleset (applied after no_new_privs).
-    pub fn with_landlock(mut self, ruleset: RawFd) -> Self {
-        self.landlock = Some(ruleset);
-        self
     }
 
     /// The program that will be executed.
@@ -231,10 +224,6 @@ impl ExecPlan {
             self.error_pipe,
             ShimStage::Capabilities,
         );
-        if let Some(ruleset) = self.landlock {
-            let r = syscall(libc::SYS_landlock_restrict_self, &[ruleset as usize, 0]);
-            check(r, self.error_pipe, ShimStage::Landlock);
-        }
         let r = syscall(
             libc::SYS_dup3,
             &[self.channel as usize, protocol::CHANNEL_FD as usize, 0],
@@ -270,24 +259,16 @@ impl ExecPlan {
         let sent = send_listener(listener as RawFd);
         check(sent, ERROR_PIPE_FD, ShimStage::SendListener);
         syscall(libc::SYS_close, &[listener as usize]);
-        let mut go = [0u8; 8];
-        let n = loop {
-            let n = syscall(
-                libc::SYS_read,
-                &[
-                    protocol::CHANNEL_FD as usize,
-                    go.as_mut_ptr() as usize,
-                    go.len(),
-                ],
-            );
-            if n != -(libc::EINTR as isize) {
-                break n;
-            }
-        };
-        if n != protocol::HANDSHAKE_GO.len() as isize || go[..n as usize] != *protocol::HANDSHAKE_GO
-        {
+        let (go, ruleset) = recv_go_ahead();
+        if !go {
             // The broker refused or died: do not run the target unsupervised.
             exit(125);
+        }
+        if let Some(ruleset) = ruleset {
+            // After the filter, which allows this call: the target has no ruleset of its own
+            // to pass it (landlock_create_ruleset is refused), and this one is close-on-exec.
+            let r = syscall(libc::SYS_landlock_restrict_self, &[ruleset as usize, 0]);
+            check(r, ERROR_PIPE_FD, ShimStage::Landlock);
         }
         let r = syscall(
             libc::SYS_execve,
@@ -351,26 +332,50 @@ unsafe extern "C" fn child_main(plan: *const libc::c_void) -> ! {
     (*(plan as *const ExecPlan)).exec_in_child()
 }
 
+/// Wait for the go-ahead on the channel: whether it came, intact, and the Landlock ruleset
+/// attached to it, if any (close-on-exec). Raw system calls, in `protocol::fdpass`'s layout.
+unsafe fn recv_go_ahead() -> (bool, Option<RawFd>) {
+    let mut go = [0u8; 8];
+    let mut ruleset = None;
+    let mut extra = false;
+    let received = protocol::fdpass::receive_message(
+        &mut go,
+        |msg| on_channel(libc::SYS_recvmsg, msg, libc::MSG_CMSG_CLOEXEC),
+        |fd| {
+            if ruleset.is_none() {
+                ruleset = Some(fd);
+            } else {
+                extra = true;
+            }
+        },
+    );
+    let intact = |flags: libc::c_int| flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) == 0;
+    let go = matches!(received, Ok((n, flags)) if intact(flags) && go[..n] == *protocol::HANDSHAKE_GO)
+        && !extra;
+    (go, ruleset)
+}
+
 /// Send the seccomp listener to the broker over the channel, with `SCM_RIGHTS`, laid out as
 /// `protocol::fdpass` lays out every message, but sent with a raw system call.
 unsafe fn send_listener(listener: RawFd) -> isize {
     protocol::fdpass::with_message(
         protocol::HANDSHAKE_LISTENER,
         Some(BorrowedFd::borrow_raw(listener)),
-        |msg| loop {
-            let r = syscall(
-                libc::SYS_sendmsg,
-                &[
-                    protocol::CHANNEL_FD as usize,
-                    msg as *const libc::msghdr as usize,
-                    libc::MSG_NOSIGNAL as usize,
-                ],
-            );
-            if r != -(libc::EINTR as isize) {
-                return r;
-            }
-        },
+        |msg| on_channel(libc::SYS_sendmsg, msg, libc::MSG_NOSIGNAL),
     )
+}
+
+/// `sendmsg` or `recvmsg` (`nr`) of `msg` on the channel, retried on EINTR.
+unsafe fn on_channel(nr: libc::c_long, msg: *const libc::msghdr, flags: libc::c_int) -> isize {
+    loop {
+        let r = syscall(
+            nr,
+            &[protocol::CHANNEL_FD as usize, msg as usize, flags as usize],
+        );
+        if r != -(libc::EINTR as isize) {
+            return r;
+        }
+    }
 }
 
 const PR_CAPBSET_DROP: libc::c_int = 24;

@@ -387,6 +387,8 @@ int main(int argc, char **argv) {
     if (!strcmp(c, "perf")) { char attr[128] = {0}; *(unsigned *)(attr + 4) = 128; return result(syscall(SYS_perf_event_open, attr, 0, -1, -1, 0)); }
     if (!strcmp(c, "userfaultfd")) return result(syscall(SYS_userfaultfd, 0));
     if (!strcmp(c, "keyctl")) return result(syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3, 0));
+    if (!strcmp(c, "landlock-ruleset")) return result(syscall(SYS_landlock_create_ruleset, NULL, 0, 1 /* VERSION */));
+    if (!strcmp(c, "landlock-restrict")) return result(syscall(SYS_landlock_restrict_self, 0, 0));
     if (!strcmp(c, "tioclinux")) { char sub = 6; return result(syscall(SYS_ioctl, 0, TIOCLINUX, &sub)); }
     if (!strcmp(c, "pidfd-getfd-parent")) {
         long pfd = syscall(SYS_pidfd_open, getppid(), 0);

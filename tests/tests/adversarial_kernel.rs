@@ -1,4 +1,4 @@
-//! Kernel attack surface: namespaces, mount, bpf, perf_event_open, userfaultfd, keyctl, a nested seccomp listener, capabilities, sockets.
+//! Kernel attack surface: namespaces, mount, bpf, perf_event_open, userfaultfd, keyctl, a nested seccomp listener, capabilities, Landlock, sockets.
 //! Part of the adversarial suite: one file per attack class, each case an unmodified program
 //! attacking the real broker, judged from outside. Every case demands full Landlock enforcement.
 
@@ -12,6 +12,14 @@ fn namespaces_and_nested_listeners_are_refused() {
     refused("prctl-seccomp", "err 1");
     // clone3 hides its flags from the filter: ENOSYS, so that libc falls back to clone.
     refused("clone3", "err 38");
+}
+
+#[test]
+fn the_target_has_no_landlock_ruleset_to_apply() {
+    // landlock_restrict_self is allowed: the shim applies the broker's ruleset after the
+    // filter. Without landlock_create_ruleset the target has no ruleset to pass it.
+    refused("landlock-ruleset", "err 38");
+    refused("landlock-restrict", "err 77");
 }
 
 #[test]
