@@ -55,7 +55,7 @@ pub enum LimitError {
     },
     #[error("{} cannot be enforced here: {why} (--best-effort-limits runs anyway)", .limit.flag())]
     Unenforceable { limit: Limit, why: String },
-    #[error("{} {value}: {what}: {source}", .limit.flag())]
+    #[error("{} {value}: {what}", .limit.flag())]
     Apply {
         limit: Limit,
         value: u64,

@@ -37,7 +37,7 @@ use crate::supervisor::{ExitStatus, Settings, Start, SuperviseError, Supervisor,
 /// Why a sandbox could not be set up or run.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Rule {
         /// The rule as given, e.g. `--allow-read rel/path` or `policy.toml:3:9`.
         what: String,
@@ -47,7 +47,7 @@ pub enum SandboxError {
     Program(#[from] ProgramError),
     #[error("{0}")]
     Landlock(String),
-    #[error("audit log {}: {source}", path.display())]
+    #[error("audit log {}", path.display())]
     AuditLog {
         path: PathBuf,
         source: std::io::Error,

@@ -45,7 +45,18 @@ fn not_found_is_127_not_executable_is_126_bad_flags_125() {
     assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
     let r = broker(["--allow-read", "relative/path", "--", "/bin/true"]);
     assert_eq!(r.code, Some(125), "{r:?}");
-    assert!(r.stderr.contains("relative"), "{r:?}");
+    // One line, the cause said once.
+    assert_eq!(
+        r.stderr,
+        "broker: --allow-read relative/path: rule path \"relative/path\" is relative, \
+         expected an absolute path\n"
+    );
+    let r = broker(["--audit-log", "/nonexistent/audit.jsonl", "--", "/bin/true"]);
+    assert_eq!(r.code, Some(125), "{r:?}");
+    assert_eq!(
+        r.stderr,
+        "broker: audit log /nonexistent/audit.jsonl: No such file or directory (os error 2)\n"
+    );
     let r = broker(["--deny-errno", "EWHATEVER", "--", "/bin/true"]);
     assert_eq!(r.code, Some(125), "{r:?}");
 }
