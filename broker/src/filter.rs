@@ -1,7 +1,10 @@
 //! The child's seccomp filter as raw BPF, ready for `seccomp(SECCOMP_SET_MODE_FILTER)`.
 //!
 //! The rules live in `filter_spec.rs`; `build.rs` compiles them with libseccomp when the broker
-//! is built, so starting a run costs a copy and a patch instead of a compilation. libseccomp's
+//! is built and recompiles libseccomp's program as a search over syscall-number ranges
+//! (`filter_tree.rs`, checked against libseccomp's by emulation), so starting a run costs a
+//! copy and a patch instead of a compilation, and the kernel installs 209 instructions
+//! instead of 454. libseccomp's
 //! `load()` also allocates, so the program is always installed by the child with one raw call.
 
 use crate::filter_patch::{patch, Insn};
@@ -25,7 +28,8 @@ pub fn program(deny_errno: i32, notify_exec: bool) -> Vec<libc::sock_filter> {
 mod tests {
     use super::*;
 
-    // build.rs checks that the patched program equals libseccomp's own build for real errnos.
+    // build.rs checks that the patched program decides as libseccomp's own build for real
+    // errnos.
 
     #[test]
     fn the_deny_errno_replaces_every_placeholder() {

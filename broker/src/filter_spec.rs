@@ -527,7 +527,7 @@ const RET: u32 = libc::BPF_RET | libc::BPF_K;
 /// cannot dodge them. Falls through to libseccomp's program (which does the full arch checks).
 fn guard_prefix() -> Vec<libc::sock_filter> {
     let eperm = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
-    vec![
+    let prefix = vec![
         /* 0 */ stmt(LOAD, 4), // arch
         /* 1 */ jeq(AUDIT_ARCH_X86_64, 1, 0),
         /* 2 */ stmt(RET, libc::SECCOMP_RET_KILL_PROCESS),
@@ -546,8 +546,13 @@ fn guard_prefix() -> Vec<libc::sock_filter> {
         /* 13 */ jeq(libc::PR_SET_SECCOMP as u32, 0, 1),
         /* 14 */ stmt(RET, eperm),
         // 15: libseccomp's program follows
-    ]
+    ];
+    assert_eq!(prefix.len(), GUARD_PREFIX_LEN);
+    prefix
 }
+
+/// How many instructions [`guard_prefix`] has: libseccomp's program starts after them.
+pub const GUARD_PREFIX_LEN: usize = 15;
 
 const FS_IOC_SETFLAGS: u32 = 0x4008_6602;
 const FS_IOC32_SETFLAGS: u32 = 0x4004_6602;

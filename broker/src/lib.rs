@@ -18,6 +18,9 @@ pub mod errno;
 pub mod fifo;
 pub mod filter;
 mod filter_patch;
+// Used by build.rs, which compiles the filter with it; here for its unit tests.
+#[cfg(test)]
+mod filter_tree;
 pub mod keep_awake;
 pub mod landlock;
 pub mod learn;
