@@ -25,7 +25,7 @@ cargo build --workspace --release --locked
 # one back in place (correct, only slower).
 musl=x86_64-unknown-linux-musl
 if [ "$(uname -m)" = x86_64 ] && command -v rustup >/dev/null 2>&1 &&
-  timeout 300 rustup target add "$musl" >/dev/null 2>&1 &&
+  timeout 120 rustup target add "$musl" >/dev/null 2>&1 &&
   cargo build --release --locked -p broker --bin broker --target "$musl"; then
   cp "target/$musl/release/broker" target/release/broker.new
   # A rename, not a copy: target/release/broker is a hard link into cargo's own outputs.

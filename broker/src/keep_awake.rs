@@ -36,6 +36,8 @@ struct Shared {
     /// A futex word: `IDLE` (helpers asleep) or `SPINNING`.
     state: AtomicU32,
     stop: AtomicBool,
+    /// Cleared once there are known to be no helpers: requests then skip them entirely.
+    active: AtomicBool,
 }
 
 impl Shared {
@@ -53,38 +55,34 @@ impl Shared {
 /// The helpers of one run; they are told to stop when this is dropped, and exit on their own.
 pub struct KeepAwake {
     shared: Arc<Shared>,
-    helpers: usize,
 }
 
 impl KeepAwake {
-    /// Helpers for every CPU the broker may run on but one (the one the target and the broker
-    /// share), at most `MAX_HELPERS`; none on a single CPU. They start asleep. Those that
-    /// cannot start only cost speed.
+    /// Helpers for every CPU the broker may use but one (the one the target and the broker
+    /// share), at most `MAX_HELPERS`; none on a single CPU, or under a CPU quota of one. They
+    /// start asleep. Those that cannot start only cost speed.
+    ///
+    /// Only the first is started here, and only if the affinity mask has a second CPU. It
+    /// works out how many are wanted (the quota takes a dozen cgroup files to read, 0.05 ms)
+    /// and starts the others, off the broker's own path.
     pub fn new() -> KeepAwake {
         let shared = Arc::new(Shared {
             started: Instant::now(),
             last_request: AtomicU64::new(u64::MAX),
             state: AtomicU32::new(IDLE),
             stop: AtomicBool::new(false),
+            active: AtomicBool::new(affinity_cpus() > 1),
         });
-        let wanted = usable_cpus().saturating_sub(1).min(MAX_HELPERS);
-        let helpers = (0..wanted)
-            .filter(|_| {
-                let shared = Arc::clone(&shared);
-                std::thread::Builder::new()
-                    .name("keep-awake".into())
-                    .stack_size(64 * 1024)
-                    .spawn(move || helper(&shared))
-                    .is_ok()
-            })
-            .count();
-        KeepAwake { shared, helpers }
+        if shared.active.load(Ordering::Relaxed) && start_helper(&shared, first_helper).is_err() {
+            shared.active.store(false, Ordering::Relaxed);
+        }
+        KeepAwake { shared }
     }
 
     /// Spin now, as if a burst had begun: the target is about to exec, and its loader's opens
     /// follow one another closely.
     pub fn wake(&self) {
-        if self.helpers == 0 {
+        if !self.shared.active.load(Ordering::Relaxed) {
             return;
         }
         self.shared
@@ -95,7 +93,7 @@ impl KeepAwake {
 
     /// Note a request; the second of a burst wakes the helpers.
     pub fn request(&self) {
-        if self.helpers == 0 {
+        if !self.shared.active.load(Ordering::Relaxed) {
             return;
         }
         let s = &self.shared;
@@ -126,6 +124,31 @@ impl Drop for KeepAwake {
         self.shared.stop.store(true, Ordering::Release);
         self.shared.spin();
     }
+}
+
+fn start_helper(shared: &Arc<Shared>, run: fn(&Arc<Shared>)) -> std::io::Result<()> {
+    let shared = Arc::clone(shared);
+    std::thread::Builder::new()
+        .name("keep-awake".into())
+        .stack_size(64 * 1024)
+        .spawn(move || run(&shared))
+        .map(drop)
+}
+
+/// The first helper: start the others, or none and go, then spin like them.
+fn first_helper(s: &Arc<Shared>) {
+    let wanted = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .saturating_sub(1)
+        .min(MAX_HELPERS);
+    if wanted == 0 {
+        s.active.store(false, Ordering::Relaxed);
+        return;
+    }
+    for _ in 1..wanted {
+        let _ = start_helper(s, |s| helper(s));
+    }
+    helper(s);
 }
 
 fn helper(s: &Shared) {
@@ -171,9 +194,17 @@ fn futex_wake(word: &AtomicU32) {
     };
 }
 
-/// CPUs in the broker's affinity mask.
-fn usable_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+/// CPUs in the broker's affinity mask (one system call; `available_parallelism` also reads the
+/// cgroup's CPU quota, which [`first_helper`] does).
+fn affinity_cpus() -> usize {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) != 0 {
+            return 1;
+        }
+        libc::CPU_COUNT(&set) as usize
+    }
 }
 
 #[cfg(test)]
@@ -183,7 +214,7 @@ mod tests {
     #[test]
     fn the_exec_wakes_the_helpers_and_they_go_idle() {
         let k = KeepAwake::new();
-        if k.helpers == 0 {
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
             return; // one CPU: nothing to keep awake
         }
         assert_eq!(k.shared.state.load(Ordering::Acquire), IDLE, "made asleep");
@@ -199,7 +230,7 @@ mod tests {
     #[test]
     fn helpers_spin_on_a_burst_and_go_idle() {
         let k = KeepAwake::new();
-        if k.helpers == 0 {
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
             return; // one CPU: nothing to keep awake
         }
         k.request();
