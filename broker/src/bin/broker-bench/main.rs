@@ -214,12 +214,12 @@ impl Bench {
                 .push(field(&run(&mut self.brokered(false, &[], &getpid)).out, 0));
         }
         eprintln!("broker-bench: FIFO, start-up, threads, memory");
-        let (fifo_native, fifo_ours) = self.fifo(rounds.min(3));
+        let (fifo_native, fifo_ours) = self.fifo(rounds);
         let mut under = Command::new(&self.broker);
         under.args(["--", "/bin/true"]);
         let (startup_native, startup_ours) =
             startup(&mut Command::new("/bin/true"), &mut under, 100);
-        let threads = self.threads(rounds.min(3));
+        let threads = self.threads(rounds);
         let rss_small = self.broker_memory(1_000);
         let rss_large = self.broker_memory(100_000);
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -455,7 +455,9 @@ fn report(r: Report) -> String {
         s,
         "Machine: {} ({} CPUs), {}. Method: every baseline is measured in this same run; \
          per-call figures are medians of {} rounds of {} calls, timed inside the calling \
-         process; start-up is the median wall time of 100 runs of each, alternating. \
+         process; the FIFO and thread figures are medians of as many rounds, native and \
+         brokered alternating; start-up is the median wall time of 100 runs of each, \
+         alternating. \
          \"Anywhere\" lets the kernel place broker and target (how users run it); \"one CPU\" \
          runs both under `taskset -c 0`. The floor and the minimal brokers are built into the \
          benchmark (`broker/src/bin/broker-bench/mini.rs`).\n",
