@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark: set up, build, and measure every performance figure of the broker in one run,
-# each against a baseline measured in the same run. Writes docs/benchmarks.md (about 3 minutes).
+# each against a baseline measured in the same run. Writes docs/benchmarks.md (about 4 minutes).
 # Extra arguments go to broker-bench (e.g. --iterations 5000 --rounds 3 for a quick look).
 set -euo pipefail
 cd "$(dirname "$0")/.."
