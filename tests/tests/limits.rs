@@ -343,6 +343,34 @@ fn a_run_leaves_neither_its_cgroup_nor_its_guard_behind() {
 }
 
 #[test]
+fn a_start_that_fails_once_the_child_exists_leaves_nothing_behind() {
+    if without_run_cgroup().is_some() {
+        eprintln!("no run cgroup on this machine: nothing to leave behind");
+        return;
+    }
+    let parent = own_cgroup_dir().expect("the test's own cgroup v2 directory");
+    // The audit log is opened while the child sets itself up, in its run cgroup: the error
+    // must end the child and remove the cgroup.
+    let probe = probe(false);
+    let mut child = broker_command([
+        OsStr::new("--audit-log"),
+        OsStr::new("/nonexistent/audit.jsonl"),
+        OsStr::new("--"),
+        probe.as_os_str(),
+        OsStr::new("sleep"),
+        OsStr::new("30"),
+    ])
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let pid = child.id();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(125));
+    let left = run_cgroups(&parent, &[pid]);
+    assert!(left.is_empty(), "run cgroup left behind: {left:?}");
+}
+
+#[test]
 fn a_broker_killed_while_it_starts_leaves_no_cgroup_behind() {
     if without_run_cgroup().is_some() {
         eprintln!("no run cgroup on this machine: nothing to leave behind");
