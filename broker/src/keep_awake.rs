@@ -11,9 +11,9 @@
 //! The helpers spin with `sched_yield`, so any runnable thread (the target's own included)
 //! takes their CPU at once. They spin from the target's exec (its loader's opens are a burst)
 //! and again from the second request of a burst, and stop `SPIN_WINDOW` after the last
-//! request: an idle or rarely-opening target costs nothing. The threads are made while the
-//! child sets itself up, when the broker has nothing else to do, and sleep on a futex between
-//! bursts. benchmarks.md measures what this buys and what it costs.
+//! request: an idle or rarely-opening target costs nothing. The first thread is made while the
+//! child sets itself up (and makes the others), and they sleep on a futex between bursts.
+//! benchmarks.md measures what this buys and what it costs.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
