@@ -243,6 +243,16 @@ fn spawn_probe(action: &[&str], stdout: Stdio) -> std::process::Child {
         .unwrap()
 }
 
+/// Where the brokers this test starts make their run cgroups (the test's own cgroup), or
+/// `None`, said on stderr, on a machine where runs get no cgroup.
+fn run_cgroup_parent() -> Option<std::path::PathBuf> {
+    if without_run_cgroup().is_some() {
+        eprintln!("no run cgroup on this machine: nothing to leave behind");
+        return None;
+    }
+    Some(own_cgroup_dir().expect("the test's own cgroup v2 directory"))
+}
+
 /// The run cgroups in `parent` made by the brokers `pids`.
 fn run_cgroups(parent: &std::path::Path, pids: &[u32]) -> Vec<String> {
     std::fs::read_dir(parent)
@@ -311,11 +321,9 @@ fn children_of(pid: u32) -> Vec<i32> {
 
 #[test]
 fn a_run_leaves_neither_its_cgroup_nor_its_guard_behind() {
-    if without_run_cgroup().is_some() {
-        eprintln!("no run cgroup on this machine: nothing to leave behind");
+    let Some(parent) = run_cgroup_parent() else {
         return;
-    }
-    let parent = own_cgroup_dir().expect("the test's own cgroup v2 directory");
+    };
     let mut child = spawn_probe(&["sigterm-exit"], Stdio::piped());
     assert_eq!(first_line(&mut child).trim(), "ready");
     let pid = child.id();
@@ -344,11 +352,9 @@ fn a_run_leaves_neither_its_cgroup_nor_its_guard_behind() {
 
 #[test]
 fn a_start_that_fails_once_the_child_exists_leaves_nothing_behind() {
-    if without_run_cgroup().is_some() {
-        eprintln!("no run cgroup on this machine: nothing to leave behind");
+    let Some(parent) = run_cgroup_parent() else {
         return;
-    }
-    let parent = own_cgroup_dir().expect("the test's own cgroup v2 directory");
+    };
     // The audit log is opened while the child sets itself up, in its run cgroup: the error
     // must end the child and remove the cgroup.
     let probe = probe(false);
@@ -372,11 +378,9 @@ fn a_start_that_fails_once_the_child_exists_leaves_nothing_behind() {
 
 #[test]
 fn a_broker_killed_while_it_starts_leaves_no_cgroup_behind() {
-    if without_run_cgroup().is_some() {
-        eprintln!("no run cgroup on this machine: nothing to leave behind");
+    let Some(parent) = run_cgroup_parent() else {
         return;
-    }
-    let parent = own_cgroup_dir().expect("the test's own cgroup v2 directory");
+    };
     // Kill it at moments spread over its start (before, while and after it makes the
     // cgroup): the guard must exist before the cgroup does.
     let mut seed = std::process::id() as u64;
