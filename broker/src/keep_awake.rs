@@ -137,10 +137,7 @@ fn start_helper(shared: &Arc<Shared>, run: fn(&Arc<Shared>)) -> std::io::Result<
 
 /// The first helper: start the others, or none and go, then spin like them.
 fn first_helper(s: &Arc<Shared>) {
-    let wanted = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .saturating_sub(1)
-        .min(MAX_HELPERS);
+    let wanted = wanted_helpers();
     if wanted == 0 {
         s.active.store(false, Ordering::Relaxed);
         return;
@@ -149,6 +146,15 @@ fn first_helper(s: &Arc<Shared>) {
         let _ = start_helper(s, |s| helper(s));
     }
     helper(s);
+}
+
+/// One helper per CPU the broker may use (affinity and CPU quota) but one, at most
+/// `MAX_HELPERS`.
+fn wanted_helpers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .saturating_sub(1)
+        .min(MAX_HELPERS)
 }
 
 fn helper(s: &Shared) {
@@ -211,15 +217,9 @@ fn affinity_cpus() -> usize {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_exec_wakes_the_helpers_and_they_go_idle() {
-        let k = KeepAwake::new();
-        if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
-            return; // one CPU: nothing to keep awake
-        }
-        assert_eq!(k.shared.state.load(Ordering::Acquire), IDLE, "made asleep");
-        k.wake();
-        assert_eq!(k.shared.state.load(Ordering::Acquire), SPINNING);
+    /// The helpers go idle on their own once the window has passed (generous bound: this
+    /// checks that they stop, not how fast).
+    fn wait_until_idle(k: &KeepAwake) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while k.shared.state.load(Ordering::Acquire) != IDLE {
             assert!(Instant::now() < deadline, "the helpers never went idle");
@@ -228,9 +228,21 @@ mod tests {
     }
 
     #[test]
+    fn the_exec_wakes_the_helpers_and_they_go_idle() {
+        let k = KeepAwake::new();
+        if wanted_helpers() == 0 {
+            return; // one CPU: nothing to keep awake
+        }
+        assert_eq!(k.shared.state.load(Ordering::Acquire), IDLE, "made asleep");
+        k.wake();
+        assert_eq!(k.shared.state.load(Ordering::Acquire), SPINNING);
+        wait_until_idle(&k);
+    }
+
+    #[test]
     fn helpers_spin_on_a_burst_and_go_idle() {
         let k = KeepAwake::new();
-        if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        if wanted_helpers() == 0 {
             return; // one CPU: nothing to keep awake
         }
         k.request();
@@ -241,13 +253,7 @@ mod tests {
         );
         k.request();
         assert_eq!(k.shared.state.load(Ordering::Acquire), SPINNING);
-        // The helpers go idle on their own once the window has passed (generous bound: this
-        // checks that they stop, not how fast).
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while k.shared.state.load(Ordering::Acquire) != IDLE {
-            assert!(Instant::now() < deadline, "the helpers never went idle");
-            std::thread::sleep(SPIN_WINDOW);
-        }
+        wait_until_idle(&k);
         drop(k);
     }
 }
