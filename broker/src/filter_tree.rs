@@ -198,7 +198,6 @@ pub fn compile(prog: &[Insn], prefix: usize, arch: u32) -> Vec<Insn> {
         }
     }
     let first_ret = out.len();
-    let base = prefix;
     let resolve = |t: Target, at: usize| -> u8 {
         let to = match t {
             Target::Insn(i) => i,
@@ -222,7 +221,7 @@ pub fn compile(prog: &[Insn], prefix: usize, arch: u32) -> Vec<Insn> {
         program.push((code, jt, jf, k));
     }
     program.extend(rets.iter().map(|&k| (RET_K, 0, 0, k)));
-    debug_assert_eq!(program.len(), base + out.len() + rets.len());
+    debug_assert_eq!(program.len(), prefix + out.len() + rets.len());
     program
 }
 
